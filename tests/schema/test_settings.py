@@ -1,0 +1,54 @@
+import pytest
+
+from schema.settings import SettingsError, load_settings
+
+
+def test_defaults_are_the_originals():
+    settings = load_settings({})
+    assert settings.mqtt_broker_port == 1883
+    assert settings.activate_history_extension is False
+    assert settings.activate_control_extension is False
+    assert settings.n_mtd_write_threads == 1
+    assert settings.django_allowed_hosts == ["localhost"]
+    assert settings.db_user == "bemcom" and settings.db_port == 5432
+    assert not settings.uses_postgres
+
+
+def test_original_variables_are_read():
+    settings = load_settings(
+        {
+            "MQTT_BROKER_HOST": "broker.example.org",
+            "MQTT_BROKER_PORT": "1884",
+            "ACTIVATE_HISTORY_EXTENSION": "TRUE",
+            "DJANGOAPIDB_HOST": "db",
+            "N_MTD_WRITE_THREADS": "8",
+            "ROOT_PATH": "bemcom/",
+            "DJANGO_ALLOWED_HOSTS": '["bemcom.example.org"]',
+        }
+    )
+    assert settings.mqtt_broker_host == "broker.example.org"
+    assert settings.mqtt_broker_port == 1884
+    assert settings.activate_history_extension
+    assert settings.uses_postgres
+    assert settings.n_mtd_write_threads == 8
+    assert settings.root_path == "/bemcom"
+    assert settings.django_allowed_hosts == ["bemcom.example.org"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MQTT_BROKER_PORT", "abc"),
+        ("MQTT_BROKER_PORT", "70000"),
+        ("ACTIVATE_HISTORY_EXTENSION", "yes please"),
+        ("N_MTD_WRITE_THREADS", "0"),
+        ("LOGLEVEL", "LOUD"),
+        ("DJANGO_ALLOWED_HOSTS", "localhost"),
+        ("INGESTD_RECEIVE_MAXIMUM", "100000"),
+    ],
+)
+def test_a_bad_value_names_its_variable(variable, value):
+    with pytest.raises(SettingsError) as error:
+        load_settings({variable: value})
+    assert error.value.variable == variable
+    assert variable in str(error.value)
