@@ -1,0 +1,187 @@
+"""Writes batches to PostgreSQL: binary COPY into a staging table, then upserts, one transaction.
+
+Each pooled connection has its own temporary staging tables (emptied at commit), so
+N_MTD_WRITE_THREADS writers never share one. Times travel as integer ms and become
+timestamptz in SQL, exactly (no float division).
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from ingestd.batch import Batch, available_changes, newest_per_datapoint
+
+_TS = "timestamptz 'epoch' + s.ts * interval '1 millisecond'"
+
+_CREATE_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS stage_value (
+    datapoint_id int4, ts int8, value_num float8, value_raw text, is_last bool
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_plan (
+    datapoint_id int4, ts int8, body text, is_last bool
+) ON COMMIT DELETE ROWS;
+"""
+
+_COPY_VALUES = (
+    "COPY stage_value (datapoint_id, ts, value_num, value_raw, is_last) FROM STDIN (FORMAT BINARY)"
+)
+_VALUE_TYPES = ("int4", "int8", "float8", "text", "bool")
+_COPY_PLANS = "COPY stage_plan (datapoint_id, ts, body, is_last) FROM STDIN (FORMAT BINARY)"
+_PLAN_TYPES = ("int4", "int8", "text", "bool")
+
+# The EXISTS guard drops rows of a datapoint deleted while its messages were in flight,
+# instead of failing the whole batch on the foreign key.
+_INSERT_VALUE_HISTORY = f"""
+INSERT INTO datapoint_value (datapoint_id, time, value_num, value_raw)
+SELECT s.datapoint_id, {_TS}, s.value_num, s.value_raw FROM stage_value s
+WHERE EXISTS (SELECT 1 FROM datapoint d WHERE d.id = s.datapoint_id)
+ON CONFLICT (datapoint_id, time) DO UPDATE
+SET value_num = EXCLUDED.value_num, value_raw = EXCLUDED.value_raw
+"""
+
+_UPSERT_LAST_VALUE = f"""
+INSERT INTO datapoint_last_value (datapoint_id, time, value_num, value_raw)
+SELECT s.datapoint_id, {_TS}, s.value_num, s.value_raw FROM stage_value s
+WHERE s.is_last AND EXISTS (SELECT 1 FROM datapoint d WHERE d.id = s.datapoint_id)
+ON CONFLICT (datapoint_id) DO UPDATE
+SET time = EXCLUDED.time, value_num = EXCLUDED.value_num, value_raw = EXCLUDED.value_raw
+WHERE datapoint_last_value.time <= EXCLUDED.time
+"""
+
+
+def _plan_statements(kind: str) -> tuple[str, str, str]:
+    """(history insert, last upsert, plan kind selector) for 'setpoint' or 'schedule'."""
+    history = f"""
+INSERT INTO datapoint_{kind} (datapoint_id, time, {kind})
+SELECT s.datapoint_id, {_TS}, s.body FROM stage_plan s
+WHERE EXISTS (SELECT 1 FROM datapoint d WHERE d.id = s.datapoint_id)
+ON CONFLICT (datapoint_id, time) DO UPDATE SET {kind} = EXCLUDED.{kind}
+"""
+    last = f"""
+INSERT INTO datapoint_last_{kind} (datapoint_id, time, {kind})
+SELECT s.datapoint_id, {_TS}, s.body FROM stage_plan s
+WHERE s.is_last AND EXISTS (SELECT 1 FROM datapoint d WHERE d.id = s.datapoint_id)
+ON CONFLICT (datapoint_id) DO UPDATE SET time = EXCLUDED.time, {kind} = EXCLUDED.{kind}
+WHERE datapoint_last_{kind}.time <= EXCLUDED.time
+"""
+    return history, last, kind
+
+
+_PLAN_SQL = {kind: _plan_statements(kind) for kind in ("setpoint", "schedule")}
+
+_INSERT_LOG = """
+INSERT INTO connector_log_entry (connector_id, timestamp, msg, emitter, level)
+SELECT %s, timestamptz 'epoch' + %s * interval '1 millisecond', %s, %s, %s
+WHERE EXISTS (SELECT 1 FROM connector c WHERE c.id = %s)
+"""
+
+_UPSERT_HEARTBEAT = """
+INSERT INTO connector_heartbeat (connector_id, last_heartbeat, next_heartbeat)
+SELECT %(c)s, timestamptz 'epoch' + %(last)s * interval '1 millisecond',
+       timestamptz 'epoch' + %(next)s * interval '1 millisecond'
+WHERE EXISTS (SELECT 1 FROM connector c WHERE c.id = %(c)s)
+ON CONFLICT (connector_id) DO UPDATE
+SET last_heartbeat = EXCLUDED.last_heartbeat, next_heartbeat = EXCLUDED.next_heartbeat
+WHERE connector_heartbeat.last_heartbeat <= EXCLUDED.last_heartbeat
+"""
+
+_SELECT_EXAMPLES = (
+    "SELECT key_in_connector, type, example_value FROM datapoint WHERE connector_id = %s"
+)
+_INSERT_DATAPOINT = """
+INSERT INTO datapoint (connector_id, key_in_connector, type, is_active, example_value,
+                       data_format, description, unit)
+SELECT %s, %s, %s, false, %s, 'unknown', '', ''
+WHERE EXISTS (SELECT 1 FROM connector c WHERE c.id = %s)
+ON CONFLICT (connector_id, key_in_connector, type) DO NOTHING
+"""
+_UPDATE_EXAMPLE = (
+    "UPDATE datapoint SET example_value = %s "
+    "WHERE connector_id = %s AND key_in_connector = %s AND type = %s"
+)
+
+
+def _configure_connection(connection: psycopg.Connection) -> None:
+    connection.execute(_CREATE_STAGING)
+    connection.commit()
+
+
+def create_pool(conninfo: str, size: int) -> ConnectionPool:
+    """A pool of `size` connections (one per writer), each with its staging tables."""
+    return ConnectionPool(
+        conninfo,
+        min_size=size,
+        max_size=size,
+        configure=_configure_connection,
+        # Connections that died with the server are replaced, not handed out.
+        check=ConnectionPool.check_connection,
+        reconnect_timeout=0,  # keep trying for ever: the database may be away a while
+        open=False,
+        name="ingestd-writers",
+    )
+
+
+class PostgresStore:
+    """Writes one Batch per transaction."""
+
+    transient_errors = (psycopg.OperationalError, psycopg.errors.AdminShutdown)
+
+    def __init__(self, pool: ConnectionPool, keep_history: bool) -> None:
+        self.pool = pool
+        self.keep_history = keep_history
+
+    def write(self, batch: Batch, timeout: float = 30.0) -> None:
+        with (
+            self.pool.connection(timeout=timeout) as connection,
+            connection.transaction(),
+            connection.cursor() as cursor,
+        ):
+            if batch.values:
+                self._write_values(cursor, batch)
+            for kind, rows in (("setpoint", batch.setpoints), ("schedule", batch.schedules)):
+                if rows:
+                    self._write_plans(cursor, kind, rows)
+            if batch.logs:
+                cursor.executemany(_INSERT_LOG, [(*row, row[0]) for row in batch.logs])
+            if batch.heartbeats:
+                cursor.executemany(
+                    _UPSERT_HEARTBEAT,
+                    [{"c": c, "last": t, "next": n} for c, t, n in batch.heartbeats.values()],
+                )
+            for connector_id, entries in batch.available:
+                self._write_available(cursor, connector_id, entries)
+
+    def _write_values(self, cursor: psycopg.Cursor, batch: Batch) -> None:
+        newest = {id(row) for row in newest_per_datapoint(batch.values)}
+        with cursor.copy(_COPY_VALUES) as copy:
+            copy.set_types(_VALUE_TYPES)
+            write_row = copy.write_row
+            for row in batch.values.values():
+                write_row((*row, id(row) in newest))
+        if self.keep_history:
+            cursor.execute(_INSERT_VALUE_HISTORY)
+        cursor.execute(_UPSERT_LAST_VALUE)
+
+    def _write_plans(self, cursor: psycopg.Cursor, kind: str, rows: dict) -> None:
+        history_sql, last_sql, _ = _PLAN_SQL[kind]
+        newest = {id(row) for row in newest_per_datapoint(rows)}
+        with cursor.copy(_COPY_PLANS) as copy:
+            copy.set_types(_PLAN_TYPES)
+            for row in rows.values():
+                copy.write_row((*row, id(row) in newest))
+        if self.keep_history:
+            cursor.execute(history_sql)
+        cursor.execute(last_sql)
+        cursor.execute("DELETE FROM stage_plan")  # the other plan kind may follow
+
+    def _write_available(self, cursor: psycopg.Cursor, connector_id: int, entries) -> None:
+        cursor.execute(_SELECT_EXAMPLES, (connector_id,))
+        existing = {(key, kind): example for key, kind, example in cursor.fetchall()}
+        new, changed = available_changes(entries, existing)
+        if new:
+            cursor.executemany(
+                _INSERT_DATAPOINT, [(connector_id, k, t, e, connector_id) for k, t, e in new]
+            )
+        if changed:
+            cursor.executemany(_UPDATE_EXAMPLE, [(e, connector_id, k, t) for k, t, e in changed])

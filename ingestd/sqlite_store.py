@@ -1,0 +1,118 @@
+"""Writes batches to SQLite: one writer, WAL, one transaction of executemany per batch."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ingestd.batch import Batch, available_changes, newest_per_datapoint
+
+_DATAPOINT_EXISTS = "EXISTS (SELECT 1 FROM datapoint d WHERE d.id = ?1)"
+_CONNECTOR_EXISTS = "EXISTS (SELECT 1 FROM connector c WHERE c.id = ?1)"
+
+_INSERT_VALUE_HISTORY = f"""
+INSERT INTO datapoint_value (datapoint_id, time, value_num, value_raw)
+SELECT ?1, ?2, ?3, ?4 WHERE {_DATAPOINT_EXISTS}
+ON CONFLICT (datapoint_id, time) DO UPDATE
+SET value_num = excluded.value_num, value_raw = excluded.value_raw
+"""
+_UPSERT_LAST_VALUE = f"""
+INSERT INTO datapoint_last_value (datapoint_id, time, value_num, value_raw)
+SELECT ?1, ?2, ?3, ?4 WHERE {_DATAPOINT_EXISTS}
+ON CONFLICT (datapoint_id) DO UPDATE
+SET time = excluded.time, value_num = excluded.value_num, value_raw = excluded.value_raw
+WHERE datapoint_last_value.time <= excluded.time
+"""
+
+
+def _plan_statements(kind: str) -> tuple[str, str]:
+    history = f"""
+INSERT INTO datapoint_{kind} (datapoint_id, time, {kind})
+SELECT ?1, ?2, ?3 WHERE {_DATAPOINT_EXISTS}
+ON CONFLICT (datapoint_id, time) DO UPDATE SET {kind} = excluded.{kind}
+"""
+    last = f"""
+INSERT INTO datapoint_last_{kind} (datapoint_id, time, {kind})
+SELECT ?1, ?2, ?3 WHERE {_DATAPOINT_EXISTS}
+ON CONFLICT (datapoint_id) DO UPDATE SET time = excluded.time, {kind} = excluded.{kind}
+WHERE datapoint_last_{kind}.time <= excluded.time
+"""
+    return history, last
+
+
+_PLAN_SQL = {kind: _plan_statements(kind) for kind in ("setpoint", "schedule")}
+
+_INSERT_LOG = f"""
+INSERT INTO connector_log_entry (connector_id, timestamp, msg, emitter, level)
+SELECT ?1, ?2, ?3, ?4, ?5 WHERE {_CONNECTOR_EXISTS}
+"""
+_UPSERT_HEARTBEAT = f"""
+INSERT INTO connector_heartbeat (connector_id, last_heartbeat, next_heartbeat)
+SELECT ?1, ?2, ?3 WHERE {_CONNECTOR_EXISTS}
+ON CONFLICT (connector_id) DO UPDATE
+SET last_heartbeat = excluded.last_heartbeat, next_heartbeat = excluded.next_heartbeat
+WHERE connector_heartbeat.last_heartbeat <= excluded.last_heartbeat
+"""
+_SELECT_EXAMPLES = (
+    "SELECT key_in_connector, type, example_value FROM datapoint WHERE connector_id = ?"
+)
+_INSERT_DATAPOINT = f"""
+INSERT INTO datapoint (connector_id, key_in_connector, type, is_active, example_value,
+                       data_format, description, unit)
+SELECT ?1, ?2, ?3, 0, ?4, 'unknown', '', '' WHERE {_CONNECTOR_EXISTS}
+ON CONFLICT (connector_id, key_in_connector, type) DO NOTHING
+"""
+_UPDATE_EXAMPLE = (
+    "UPDATE datapoint SET example_value = ? "
+    "WHERE connector_id = ? AND key_in_connector = ? AND type = ?"
+)
+
+
+class SqliteStore:
+    """Writes one Batch per transaction on a single connection (SQLite has one writer)."""
+
+    # "database is locked" (readapi writing), "disk I/O error", "database or disk is full":
+    # all pass, so the batch is kept and retried rather than dropped.
+    transient_errors = (sqlite3.OperationalError,)
+
+    def __init__(self, connection: sqlite3.Connection, keep_history: bool) -> None:
+        self.connection = connection
+        self.keep_history = keep_history
+
+    def write(self, batch: Batch, timeout: float = 30.0) -> None:
+        connection = self.connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if batch.values:
+                if self.keep_history:
+                    connection.executemany(_INSERT_VALUE_HISTORY, batch.values.values())
+                connection.executemany(_UPSERT_LAST_VALUE, newest_per_datapoint(batch.values))
+            for kind, rows in (("setpoint", batch.setpoints), ("schedule", batch.schedules)):
+                if rows:
+                    history_sql, last_sql = _PLAN_SQL[kind]
+                    if self.keep_history:
+                        connection.executemany(history_sql, rows.values())
+                    connection.executemany(last_sql, newest_per_datapoint(rows))
+            if batch.logs:
+                connection.executemany(_INSERT_LOG, batch.logs)
+            if batch.heartbeats:
+                connection.executemany(_UPSERT_HEARTBEAT, batch.heartbeats.values())
+            for connector_id, entries in batch.available:
+                self._write_available(connector_id, entries)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+    def _write_available(self, connector_id: int, entries) -> None:
+        rows = self.connection.execute(_SELECT_EXAMPLES, (connector_id,)).fetchall()
+        existing = {(key, kind): example for key, kind, example in rows}
+        new, changed = available_changes(entries, existing)
+        if new:
+            self.connection.executemany(
+                _INSERT_DATAPOINT, [(connector_id, k, t, e) for k, t, e in new]
+            )
+        if changed:
+            self.connection.executemany(
+                _UPDATE_EXAMPLE, [(e, connector_id, k, t) for k, t, e in changed]
+            )

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from ingestd.daemon import IngestDaemon
+from schema.database import create_sqlalchemy_engine
+from schema.settings import Settings, load_settings
+from tests.conftest import MQTT_HOST, MQTT_PORT
+from tests.support.ingest import create_connector
+
+
+def drop_session(host: str, port: int, client_id: str) -> None:
+    """Remove a test's persistent session from the shared broker."""
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+    )
+    try:
+        client.connect(host, port, clean_start=True)
+        client.disconnect()
+    except OSError:
+        pass
+
+
+class IngestFixture:
+    def __init__(self, settings: Settings, connector_name: str) -> None:
+        self.settings = settings
+        self.engine = create_sqlalchemy_engine(settings)
+        self.connector_name = connector_name
+        self.connector_id = create_connector(self.engine, connector_name)
+        self.daemon: IngestDaemon | None = None
+
+    def start(self) -> IngestDaemon:
+        self.daemon = IngestDaemon(self.settings)
+        self.daemon.start()
+        assert self.daemon.wait_subscribed(10), "ingestd did not subscribe within 10 s"
+        return self.daemon
+
+    def stop(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
+            self.daemon = None
+
+    def topic(self, datapoint_id: int, kind: str = "value") -> str:
+        return f"{self.connector_name}/messages/{datapoint_id}/{kind}"
+
+
+def ingest_settings(env: dict[str, str], **overrides: str) -> Settings:
+    env = {**env, "INGESTD_CLIENT_ID": f"ingestd-test-{secrets.token_hex(4)}", **overrides}
+    return load_settings(env)
+
+
+@pytest.fixture
+def ingest(db_env: dict[str, str], unique_name: str) -> Iterator[IngestFixture]:
+    """A connector in a fresh database (PostgreSQL, then SQLite) and an ingestd for it,
+    started by the test once it has created its datapoints."""
+    fixture = IngestFixture(ingest_settings(db_env), unique_name)
+    yield fixture
+    fixture.stop()
+    fixture.engine.dispose()
+    drop_session(MQTT_HOST, MQTT_PORT, fixture.settings.ingestd_client_id)
