@@ -212,6 +212,7 @@ class ControlPlane:
             self._subscribe(sorted(self._subscriptions), retained=not flags.session_present)
             if not self._pending_subscriptions:
                 self.subscribed.set()
+                self._metrics.subscribed.set(1)
             # Every map again: heals a broker that lost its retained messages.
             self._publish(self._announced)
         self._log.info(
@@ -222,6 +223,8 @@ class ControlPlane:
 
     def on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         self._metrics.mqtt_connected.set(0)
+        self._metrics.subscribed.set(0)
+        self.subscribed.clear()
         with self._lock:
             self._connected = False
         self._log.warning("mqtt_disconnected", reason=str(reason_code))
@@ -250,6 +253,7 @@ class ControlPlane:
             if result == mqtt.MQTT_ERR_SUCCESS:
                 self._pending_subscriptions.add(mid)
                 self.subscribed.clear()
+                self._metrics.subscribed.set(0)
 
     def on_subscribe(self, _client, _userdata, mid, reason_codes, _properties) -> None:
         failed = [code for code in reason_codes if code.is_failure]
@@ -259,6 +263,7 @@ class ControlPlane:
             self._pending_subscriptions.discard(mid)
             if not self._pending_subscriptions:
                 self.subscribed.set()
+                self._metrics.subscribed.set(1)
 
     def _unsubscribe(self, topics: list[str]) -> None:
         for start in range(0, len(topics), SUBSCRIBE_CHUNK):

@@ -58,7 +58,7 @@ class IngestDaemon:
                 partition,
                 self.inbox,
                 self.store,
-                self.client.ack,
+                self.client.ack_many,
                 self.metrics,
                 rejections,
                 self.log,

@@ -56,6 +56,9 @@ class IngestMetrics:
         self.mqtt_connected = Gauge(
             "ingestd_mqtt_connected", "1 while connected to the broker", registry=r
         )
+        self.subscribed = Gauge(
+            "ingestd_subscribed", "1 while connected with every subscription granted", registry=r
+        )
         self.control_plane_syncs = Counter(
             "ingestd_control_plane_syncs",
             "Reloads of connectors and active datapoints",

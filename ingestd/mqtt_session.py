@@ -14,14 +14,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ingestd.fast_client import FastClient
 from schema.settings import Settings
 
 SESSION_EXPIRY_S = 30 * 24 * 3600
 KEEPALIVE_S = 30
 
 
-def create_client(settings: Settings) -> mqtt.Client:
-    client = mqtt.Client(
+def create_client(settings: Settings) -> FastClient:
+    client = FastClient(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=settings.ingestd_client_id,
         protocol=mqtt.MQTTv5,

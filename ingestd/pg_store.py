@@ -114,8 +114,6 @@ def create_pool(conninfo: str, size: int) -> ConnectionPool:
         min_size=size,
         max_size=size,
         configure=_configure_connection,
-        # Connections that died with the server are replaced, not handed out.
-        check=ConnectionPool.check_connection,
         reconnect_timeout=0,  # keep trying for ever: the database may be away a while
         open=False,
         name="ingestd-writers",

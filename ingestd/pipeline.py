@@ -23,6 +23,7 @@ from ingestd.routing import Route, unroutable_cause
 # (kind, target id, payload, mid, qos)
 Item = tuple[str, int, bytes, int, int]
 Acker = Callable[[int, int], object]
+BatchAcker = Callable[[list[tuple[int, int]]], object]
 
 _IDLE_SLEEP_S = 0.002
 _RETRY_BACKOFF_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
@@ -112,7 +113,7 @@ class PartitionWriter(threading.Thread):
         partition: int,
         inbox: Inbox,
         store,
-        acker: Acker,
+        ack_many: BatchAcker,
         metrics: IngestMetrics,
         rejections: RateLimitedLog,
         log,
@@ -124,7 +125,7 @@ class PartitionWriter(threading.Thread):
         self.partition = partition
         self._inbox = inbox
         self._store = store
-        self._ack = acker
+        self._ack_many = ack_many
         self._metrics = metrics
         self._rejections = rejections
         self._log = log.bind(writer=partition)
@@ -173,10 +174,9 @@ class PartitionWriter(threading.Thread):
             stored[kind] = stored.get(kind, 0) + 1
         for kind, count in stored.items():
             self._metrics.stored.labels(kind).inc(count)
-        ack = self._ack
-        for item in items:
-            if item[4]:
-                ack(item[3], item[4])
+        acks = [(item[3], item[4]) for item in items if item[4]]
+        if acks:
+            self._ack_many(acks)
         return True
 
     def _commit(self, batch: Batch, decoded: list[tuple[str, tuple]]) -> bool:

@@ -1,0 +1,255 @@
+"""End-to-end ingest benchmark: a publisher process -> Mosquitto -> ingestd -> database.
+
+Every figure is measured in the same run as its baseline, the rate at which a bare paho
+subscriber receives the same stream (the ceiling of a Python MQTT client here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import insert, text
+
+from schema import tables as t
+from schema.database import create_sqlalchemy_engine
+from schema.migrate import migrate
+from schema.settings import load_settings
+from tests.support.broker import free_port
+
+PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
+MQTT_PORT = os.environ.get("BEMCOM_TEST_MQTT_PORT", "1883")
+MESSAGES = int(os.environ.get("BENCH_MESSAGES", "200000"))
+DATAPOINTS = 1000
+SETTLE_S = 30.0
+
+
+def _python(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *args], env=env, **kwargs)
+
+
+def _base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGOAPIDB_", "ACTIVATE_"))}
+    env.update(
+        MQTT_BROKER_HOST="127.0.0.1",
+        MQTT_BROKER_PORT=MQTT_PORT,
+        ACTIVATE_HISTORY_EXTENSION="TRUE",
+        LOGLEVEL="WARNING",
+        BEMCOM_LOG_JSON="TRUE",
+    )
+    env.update(extra)
+    return env
+
+
+class Database:
+    """A fresh database with one connector and DATAPOINTS active sensors."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.name = f"bemcom_bench_{secrets.token_hex(4)}"
+        self.tmp = tempfile.TemporaryDirectory(prefix="bemcom-bench-")
+        if backend == "postgres":
+            with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
+                conn.execute(f'CREATE DATABASE "{self.name}"')
+            self.env = _base_env(
+                DJANGOAPIDB_HOST=PG["host"],
+                DJANGOAPIDB_PORT=PG["port"],
+                DJANGOAPIDB_USER=PG["user"],
+                DJANGOAPIDB_DBNAME=self.name,
+            )
+        else:
+            self.env = _base_env(BEMCOM_DATA_DIR=self.tmp.name)
+        self.engine = create_sqlalchemy_engine(load_settings(self.env))
+        migrate(self.engine)
+        self.connector = f"bench-{secrets.token_hex(4)}"
+        with self.engine.begin() as connection:
+            connector_id = connection.execute(
+                insert(t.connector)
+                .values(name=self.connector, date_added=int(time.time() * 1000))
+                .returning(t.connector.c.id)
+            ).scalar_one()
+            connection.execute(
+                insert(t.datapoint),
+                [
+                    {
+                        "connector_id": connector_id,
+                        "key_in_connector": f"bench_s_{i:04d}",
+                        "type": "sensor",
+                        "is_active": True,
+                        "data_format": "generic_numeric",
+                        "description": "",
+                        "unit": "",
+                    }
+                    for i in range(DATAPOINTS)
+                ],
+            )
+            ids = connection.execute(text("SELECT id FROM datapoint ORDER BY id")).scalars().all()
+        assert ids == list(range(ids[0], ids[0] + DATAPOINTS)), "datapoint ids not contiguous"
+        self.first_id = ids[0]
+
+    def stored(self) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(text("SELECT count(*) FROM datapoint_value")).scalar_one()
+
+    def drop(self) -> None:
+        self.engine.dispose()
+        if self.backend == "postgres":
+            with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        self.tmp.cleanup()
+
+
+def _metric(port: int, name: str) -> float | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _publish(prefix: str, first_id: int, qos: int) -> subprocess.Popen:
+    return _python(
+        "-m",
+        "tests.bench.publisher",
+        prefix,
+        str(first_id),
+        str(DATAPOINTS),
+        str(MESSAGES),
+        str(qos),
+        MQTT_PORT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def measure_ingest(backend: str, qos: int, writers: int = 2) -> dict:
+    database = Database(backend)
+    metrics_port = free_port()
+    client_id = f"ingestd-bench-{secrets.token_hex(4)}"
+    env = {
+        **database.env,
+        "INGESTD_METRICS_PORT": str(metrics_port),
+        "INGESTD_CLIENT_ID": client_id,
+        "N_MTD_WRITE_THREADS": str(writers),
+    }
+    ingestd = _python("-m", "ingestd", env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while _metric(metrics_port, "ingestd_subscribed") != 1.0:
+            if time.monotonic() > deadline or ingestd.poll() is not None:
+                raise RuntimeError("ingestd did not subscribe: " + (ingestd.stderr.read() or ""))
+            time.sleep(0.1)
+        publisher = _publish(database.connector, database.first_id, qos)
+        stored, last_change, finished_at = 0, time.monotonic(), None
+        while True:
+            now_stored = database.stored()
+            if now_stored >= MESSAGES:
+                finished_at = time.time()
+                stored = now_stored
+                break
+            if now_stored != stored:
+                stored, last_change = now_stored, time.monotonic()
+            elif time.monotonic() - last_change > SETTLE_S and publisher.poll() is not None:
+                break
+            time.sleep(0.05)
+        published = json.loads(publisher.communicate(timeout=120)[0])
+        rss = _peak_rss_mb(ingestd.pid)
+        elapsed = (finished_at or time.time()) - published["started_at"]
+        return {
+            "msgs_per_s": round(stored / elapsed, 1),
+            "stored": stored,
+            "lost": MESSAGES - stored,
+            "peak_rss_mb": round(rss, 1),
+            "publisher_msgs_per_s": round(published["msgs_per_s"], 1),
+        }
+    finally:
+        ingestd.send_signal(signal.SIGTERM)
+        try:
+            ingestd.wait(30)
+        except subprocess.TimeoutExpired:
+            ingestd.kill()
+        database.drop()
+        _drop_session(client_id)
+
+
+def _drop_session(client_id: str) -> None:
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+    )
+    client.connect("127.0.0.1", int(MQTT_PORT), clean_start=True)
+    client.disconnect()
+
+
+def measure_ceiling(qos: int) -> dict:
+    prefix = f"ceiling-{secrets.token_hex(4)}"
+    counter = _python(
+        "-m",
+        "tests.bench.ceiling",
+        prefix,
+        str(MESSAGES),
+        str(qos),
+        MQTT_PORT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert counter.stdout.readline().strip() == "ready"
+    publisher = _publish(prefix, 1, qos)
+    published = json.loads(publisher.communicate(timeout=180)[0])
+    received = json.loads(counter.communicate(timeout=180)[0])
+    elapsed = received["last_at"] - published["started_at"]
+    return {
+        "msgs_per_s": round(received["received"] / elapsed, 1),
+        "received": received["received"],
+        "publisher_msgs_per_s": round(published["msgs_per_s"], 1),
+    }
+
+
+def run() -> dict:
+    ceiling_0 = measure_ceiling(0)
+    pg_0 = measure_ingest("postgres", 0)
+    ceiling_1 = measure_ceiling(1)
+    pg_1 = measure_ingest("postgres", 1)
+    sqlite_0 = measure_ingest("sqlite", 0)
+    return {
+        "messages": MESSAGES,
+        "datapoints": DATAPOINTS,
+        "ingest_pg_qos0_msgs_per_s": pg_0["msgs_per_s"],
+        "ingest_pg_qos1_msgs_per_s": pg_1["msgs_per_s"],
+        "ingest_sqlite_qos0_msgs_per_s": sqlite_0["msgs_per_s"],
+        "paho_ceiling_qos0_msgs_per_s": ceiling_0["msgs_per_s"],
+        "paho_ceiling_qos1_msgs_per_s": ceiling_1["msgs_per_s"],
+        "ingest_pg_qos0_vs_ceiling": round(pg_0["msgs_per_s"] / ceiling_0["msgs_per_s"], 3),
+        "ingest_pg_qos1_vs_ceiling": round(pg_1["msgs_per_s"] / ceiling_1["msgs_per_s"], 3),
+        "ceiling_qos0_received": ceiling_0["received"],
+        "ceiling_qos1_received": ceiling_1["received"],
+        "lost": pg_0["lost"] + pg_1["lost"] + sqlite_0["lost"],
+        "ingestd_peak_rss_mb": max(
+            pg_0["peak_rss_mb"], pg_1["peak_rss_mb"], sqlite_0["peak_rss_mb"]
+        ),
+        "publisher_qos0_msgs_per_s": pg_0["publisher_msgs_per_s"],
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run()))
