@@ -114,7 +114,9 @@ def create_pool(conninfo: str, size: int) -> ConnectionPool:
         min_size=size,
         max_size=size,
         configure=_configure_connection,
-        reconnect_timeout=0,  # keep trying for ever: the database may be away a while
+        # The database may be away for long; the pool keeps trying in the background and a
+        # writer retries its batch meanwhile (nothing is acknowledged until it commits).
+        reconnect_timeout=24 * 3600,
         open=False,
         name="ingestd-writers",
     )
@@ -129,7 +131,7 @@ class PostgresStore:
         self.pool = pool
         self.keep_history = keep_history
 
-    def write(self, batch: Batch, timeout: float = 30.0) -> None:
+    def write(self, batch: Batch, timeout: float = 5.0) -> None:
         with (
             self.pool.connection(timeout=timeout) as connection,
             connection.transaction(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -44,6 +45,9 @@ class MosquittoProcess:
             f"persistence_location {directory}/\n"
             "max_queued_messages 1000000\n"
             f"log_dest file {directory}/mosquitto.log\n"
+            # Started as root, Mosquitto would switch to its own user, which cannot write the
+            # persistence file into the test's directory.
+            + ("user root\n" if os.geteuid() == 0 else "")
         )
 
     def start(self) -> None:

@@ -1,0 +1,179 @@
+"""Nothing acknowledged is lost when the broker restarts, the database goes away for a
+minute, or ingestd is asked to stop. Real Mosquitto and PostgreSQL processes are stopped and
+started (private instances, so other tests keep theirs)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from sqlalchemy import text
+
+from schema import tables as t
+from schema.database import create_sqlalchemy_engine
+from schema.migrate import migrate
+from tests.conftest import MQTT_HOST, MQTT_PORT, base_env
+from tests.ingestd.conftest import IngestFixture, drop_session, ingest_settings
+from tests.support.ingest import count_rows, create_datapoints, wait_for
+from tests.support.postgres import PostgresProcess
+
+OUTAGE_S = float(os.environ.get("BEMCOM_TEST_OUTAGE_S", "60"))
+T0 = 1_795_840_275_000
+pytestmark = pytest.mark.slow
+
+
+class SteadyPublisher(threading.Thread):
+    """Publishes QoS 1 values at a steady rate, riding out broker restarts."""
+
+    def __init__(self, port: int, topics: list[str], rate: float) -> None:
+        super().__init__(daemon=True)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"pub-{secrets.token_hex(4)}",
+            clean_session=False,
+        )
+        self.client.max_inflight_messages_set(20)
+        self.client.reconnect_delay_set(0.2, 1)
+        self.acked: set[int] = set()
+        self.client.on_publish = lambda _c, _u, mid, _rc, _p: self.acked.add(mid)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.topics = topics
+        self.interval = 1 / rate
+        self.sent = 0
+        self.mids: list[int] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            topic = self.topics[self.sent % len(self.topics)]
+            payload = b'{"value": %d, "timestamp": %d}' % (self.sent, T0 + self.sent)
+            self.mids.append(self.client.publish(topic, payload, qos=1).mid)
+            self.sent += 1
+
+    def finish(self) -> int:
+        self.stop.set()
+        self.join()
+        deadline = time.monotonic() + 60
+        # A publish made while the broker was away reports "not connected" but is queued,
+        # and paho sends it after reconnecting.
+        while not self.acked.issuperset(self.mids):
+            assert time.monotonic() < deadline, "publisher could not deliver within 60 s"
+            time.sleep(0.05)
+        self.client.loop_stop()
+        self.client.disconnect()
+        return self.sent
+
+
+def test_a_broker_restart_loses_nothing(pg_env, unique_name, private_broker):
+    fixture = IngestFixture(
+        ingest_settings(pg_env, MQTT_BROKER_PORT=str(private_broker.port)), unique_name
+    )
+    dps = create_datapoints(fixture.engine, fixture.connector_id, [f"s{i}" for i in range(5)])
+    fixture.start()
+    publisher = SteadyPublisher(private_broker.port, [fixture.topic(dp) for dp in dps], rate=200)
+    try:
+        publisher.start()
+        wait_for(lambda: count_rows(fixture.engine, t.datapoint_value) > 100)
+        private_broker.stop()
+        time.sleep(2)
+        private_broker.start()
+        time.sleep(3)
+        sent = publisher.finish()
+        wait_for(lambda: count_rows(fixture.engine, t.datapoint_value) == sent, timeout=30)
+        assert fixture.daemon.wait_subscribed(5)
+    finally:
+        fixture.stop()
+        fixture.engine.dispose()
+
+
+def test_a_database_outage_of_a_minute_loses_nothing(unique_name):
+    server = PostgresProcess()
+    server.start()
+    server.create_database("outage")
+    env = base_env(
+        DJANGOAPIDB_HOST="127.0.0.1",
+        DJANGOAPIDB_PORT=str(server.port),
+        DJANGOAPIDB_USER="postgres",
+        DJANGOAPIDB_DBNAME="outage",
+    )
+    settings = ingest_settings(env)
+    engine = create_sqlalchemy_engine(settings)
+    migrate(engine)
+    engine.dispose()
+    fixture = IngestFixture(settings, unique_name)
+    dps = create_datapoints(fixture.engine, fixture.connector_id, [f"s{i}" for i in range(5)])
+    fixture.start()
+    publisher = SteadyPublisher(MQTT_PORT, [fixture.topic(dp) for dp in dps], rate=50)
+    try:
+        publisher.start()
+        wait_for(lambda: count_rows(fixture.engine, t.datapoint_value) > 20)
+        fixture.engine.dispose()
+        server.stop()
+        time.sleep(OUTAGE_S)
+        held = fixture.daemon.inbox.depth()
+        server.start()
+        time.sleep(1)
+        sent = publisher.finish()
+        wait_for(lambda: count_rows(fixture.engine, t.datapoint_value) == sent, timeout=60)
+        # What arrived during the outage was held, not dropped.
+        assert held >= OUTAGE_S * 50 * 0.8
+        with fixture.engine.connect() as c:
+            assert (
+                c.execute(
+                    text("SELECT count(DISTINCT value_num) FROM datapoint_value")
+                ).scalar_one()
+                == sent
+            )
+    finally:
+        fixture.stop()
+        fixture.engine.dispose()
+        server.remove()
+        drop_session(MQTT_HOST, MQTT_PORT, settings.ingestd_client_id)
+
+
+def test_sigterm_commits_what_is_held_and_a_restart_gets_the_rest(pg_env, unique_name):
+    settings = ingest_settings(pg_env)
+    fixture = IngestFixture(settings, unique_name)
+    dps = create_datapoints(fixture.engine, fixture.connector_id, [f"s{i}" for i in range(10)])
+    env = {
+        **os.environ,
+        **pg_env,
+        "INGESTD_CLIENT_ID": settings.ingestd_client_id,
+        "LOGLEVEL": "INFO",
+    }
+
+    def start_ingestd() -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ingestd"], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for line in process.stderr:
+            if "mqtt_connected" in line:
+                break
+        return process
+
+    process = start_ingestd()
+    publisher = SteadyPublisher(MQTT_PORT, [fixture.topic(dp) for dp in dps], rate=500)
+    try:
+        publisher.start()
+        wait_for(lambda: count_rows(fixture.engine, t.datapoint_value) > 200)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        stored_at_stop = count_rows(fixture.engine, t.datapoint_value)
+        time.sleep(1)
+        sent = publisher.finish()
+        assert stored_at_stop < sent  # some arrived while it was down
+        process = start_ingestd()
+        wait_for(lambda: count_rows(fixture.engine, t.datapoint_value) == sent, timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        fixture.engine.dispose()
+        drop_session(MQTT_HOST, MQTT_PORT, settings.ingestd_client_id)
