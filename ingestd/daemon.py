@@ -46,6 +46,7 @@ class IngestDaemon:
             self.log,
         )
         self.client.on_message = self.intake.on_message
+        self.client.on_publish_received = self.intake.take
         self.client.on_connect = self.control_plane.on_connect
         self.client.on_disconnect = self.control_plane.on_disconnect
         self.client.on_subscribe = self.control_plane.on_subscribe

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import paho.mqtt.client as mqtt
 
@@ -25,9 +25,16 @@ _WAKE = b"0"
 _PUBACK = struct.Struct("!BBH")
 
 
+# (topic, payload, mid, qos): what a PUBLISH carries that ingest needs.
+FastPublishHandler = Callable[[str, bytes, int, int], None]
+
+
 class FastClient(mqtt.Client):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # Set to receive QoS 0 and 1 PUBLISHes without paho's MQTTMessage, Properties and
+        # topic matcher; on_message still gets whatever this path does not handle.
+        self.on_publish_received: FastPublishHandler | None = None
         self._read_buffer = b""
         self._read_pos = 0
         self._read_sock = None
@@ -60,6 +67,33 @@ class FastClient(mqtt.Client):
             # bytes already taken off the socket.
             if not self._buffered() or self._sock is None:
                 return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _packet_handle(self) -> mqtt.MQTTErrorCode:
+        handler = self.on_publish_received
+        header = self._in_packet["command"]
+        if handler is None or header & 0xF0 != mqtt.PUBLISH or header & 0x06 == 0x04:
+            return super()._packet_handle()
+        # PUBLISH, QoS 0 or 1: topic length, topic, [packet id], [properties], payload.
+        packet = self._in_packet["packet"]
+        end = 2 + ((packet[0] << 8) | packet[1])
+        try:
+            topic = packet[2:end].decode()
+        except UnicodeDecodeError:
+            return super()._packet_handle()
+        qos = (header & 0x06) >> 1
+        mid = 0
+        if qos:
+            mid = (packet[end] << 8) | packet[end + 1]
+            end += 2
+        if self._protocol == mqtt.MQTTv5:
+            if packet[end] != 0:
+                # Properties (a topic alias, user properties): paho's full decoder.
+                return super()._packet_handle()
+            end += 1
+        handler(topic, packet[end:], mid, qos)
+        if qos and not self._manual_ack:
+            return self._send_puback(mid)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def ack_many(self, acks: Iterable[tuple[int, int]]) -> None:
         """Acknowledge (mid, qos) pairs, waking the network thread once for all of them.

@@ -80,29 +80,29 @@ class MessageIntake:
         self._rejections = rejections
         self._max_payload = max_payload_bytes
 
-    def on_message(self, _client, _userdata, message) -> None:
+    def take(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        """Route one PUBLISH (FastClient's on_publish_received)."""
         if not self.accepting:
             return  # shutting down: left unacknowledged, the broker redelivers it
-        topic = message.topic
         route = self.routes.get(topic)
-        payload = message.payload
         if route is None:
-            self._reject(message, "unroutable", unroutable_cause(topic, self.known_connectors))
+            cause = unroutable_cause(topic, self.known_connectors)
+            self._reject(topic, payload, mid, qos, "unroutable", cause)
             return
         if len(payload) > self._max_payload:
-            self._reject(message, route.kind, "payload_too_large")
+            self._reject(topic, payload, mid, qos, route.kind, "payload_too_large")
             return
-        self._inbox.put(
-            route.partition, (route.kind, route.target_id, payload, message.mid, message.qos)
-        )
+        self._inbox.put(route.partition, (route.kind, route.target_id, payload, mid, qos))
 
-    def _reject(self, message, kind: str, cause: str) -> None:
+    def on_message(self, _client, _userdata, message) -> None:
+        """paho's callback, for what FastClient leaves to paho (a PUBLISH with properties)."""
+        self.take(message.topic, message.payload, message.mid, message.qos)
+
+    def _reject(self, topic: str, payload: bytes, mid: int, qos: int, kind: str, cause: str):
         self._metrics.rejected.labels(kind, cause).inc()
-        self._rejections.warning(
-            "message_rejected", cause, topic=message.topic, bytes=len(message.payload)
-        )
-        if message.qos:
-            self._ack(message.mid, message.qos)
+        self._rejections.warning("message_rejected", cause, topic=topic, bytes=len(payload))
+        if qos:
+            self._ack(mid, qos)
 
 
 class PartitionWriter(threading.Thread):

@@ -27,7 +27,8 @@ from schema.settings import load_settings
 from tests.support.broker import free_port
 
 PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
-MQTT_PORT = os.environ.get("BEMCOM_TEST_MQTT_PORT", "1883")
+# Set by __main__ to a private Mosquitto configured like deploy/mosquitto.conf.
+MQTT_PORT = os.environ.get("BENCH_MQTT_PORT", "1883")
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "200000"))
 DATAPOINTS = 1000
 SETTLE_S = 30.0
@@ -225,12 +226,23 @@ def measure_ceiling(qos: int) -> dict:
     }
 
 
-def run() -> dict:
-    ceiling_0 = measure_ceiling(0)
-    pg_0 = measure_ingest("postgres", 0)
-    ceiling_1 = measure_ceiling(1)
-    pg_1 = measure_ingest("postgres", 1)
-    sqlite_0 = measure_ingest("sqlite", 0)
+def _best(runs: list[dict]) -> dict:
+    """The run with the highest rate: on a shared 2-core machine the slower runs measure
+    the neighbours, not the code. Losses of every run count."""
+    best = max(runs, key=lambda r: r["msgs_per_s"])
+    return {**best, "lost": sum(r.get("lost", 0) for r in runs)}
+
+
+def run(rounds: int = 2) -> dict:
+    """Ceilings and ingest runs alternate, so both see the same machine."""
+    runs: dict[str, list[dict]] = {k: [] for k in ("c0", "pg0", "c1", "pg1", "sq0")}
+    for _ in range(rounds):
+        runs["c0"].append(measure_ceiling(0))
+        runs["pg0"].append(measure_ingest("postgres", 0))
+        runs["c1"].append(measure_ceiling(1))
+        runs["pg1"].append(measure_ingest("postgres", 1))
+        runs["sq0"].append(measure_ingest("sqlite", 0))
+    ceiling_0, pg_0, ceiling_1, pg_1, sqlite_0 = (_best(runs[k]) for k in runs)
     return {
         "messages": MESSAGES,
         "datapoints": DATAPOINTS,
