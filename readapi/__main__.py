@@ -1,0 +1,167 @@
+"""`python -m readapi`: the composition root. Settings are read here, and only here.
+
+python -m readapi                     serve (migrate, create the superuser, run uvicorn)
+python -m readapi createuser NAME     create or reset a user (password from --password
+                                      or stdin), optionally --superuser / --permission
+python -m readapi createtoken NAME    print a new API token for a user
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import tempfile
+
+import structlog
+
+from schema.log_setup import configure_logging
+from schema.settings import Settings, SettingsError, load_settings
+
+log = structlog.get_logger("readapi")
+
+
+def worker_app():
+    """uvicorn's factory in every worker process: settings from the inherited environment."""
+    from readapi.app import create_app
+
+    settings = load_settings(os.environ)
+    configure_logging(settings)
+    return create_app(settings)
+
+
+def _engine(settings: Settings):
+    from schema.database import create_sqlalchemy_engine
+    from schema.migrate import migrate
+
+    engine = create_sqlalchemy_engine(settings)
+    migrate(engine)
+    return engine
+
+
+def prepare(settings: Settings) -> None:
+    """Start-up work done once, before the workers: migrate, create DJANGO_SUPERUSER_*."""
+    from readapi.accounts import ensure_superuser
+
+    engine = _engine(settings)
+    try:
+        username = settings.django_superuser_username
+        password = settings.django_superuser_password
+        if username and password:
+            with engine.begin() as connection:
+                created = ensure_superuser(
+                    connection, username, password, settings.django_superuser_email or ""
+                )
+            log.info("superuser_checked", username=username, created=created)
+    finally:
+        engine.dispose()
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    prepare(settings)
+    # Prometheus multiprocess mode: every worker writes its samples under this directory.
+    # It must be in the environment before prometheus_client is imported by a worker.
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="readapi-metrics-")
+    log.info("serving", port=settings.http_port, workers=settings.n_worker_processes)
+    uvicorn.run(
+        "readapi.__main__:worker_app",
+        factory=True,
+        host="0.0.0.0",
+        port=settings.http_port,
+        workers=settings.n_worker_processes,
+        log_level=settings.loglevel.lower(),
+        access_log=settings.loglevel == "DEBUG",
+        proxy_headers=True,
+        server_header=False,
+    )
+    return 0
+
+
+def create_user_command(settings: Settings, args: argparse.Namespace) -> int:
+    from readapi.accounts import UnknownPermission, create_user
+
+    password = args.password
+    if password is None:
+        password = (
+            getpass.getpass("Password: ")
+            if sys.stdin.isatty()
+            else sys.stdin.readline().rstrip("\n")
+        )
+    if not password:
+        print("error: an empty password is not allowed", file=sys.stderr)
+        return 2
+    engine = _engine(settings)
+    try:
+        with engine.begin() as connection:
+            user_id = create_user(
+                connection,
+                args.username,
+                password,
+                email=args.email,
+                superuser=args.superuser,
+                permissions=tuple(args.permission),
+            )
+    except UnknownPermission as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"user {args.username} (id {user_id}) saved")
+    return 0
+
+
+def create_token_command(settings: Settings, args: argparse.Namespace) -> int:
+    from readapi.accounts import create_token, user_by_name
+
+    engine = _engine(settings)
+    try:
+        with engine.begin() as connection:
+            user = user_by_name(connection, args.username)
+            if user is None:
+                print(f"error: no user named {args.username!r}", file=sys.stderr)
+                return 2
+            token = create_token(connection, user.id, label=args.label)
+    finally:
+        engine.dispose()
+    print(token)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m readapi")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="serve the REST API (the default)")
+    user = sub.add_parser("createuser", help="create a user, or reset one's password")
+    user.add_argument("username")
+    user.add_argument("--password", help="read from stdin when left out")
+    user.add_argument("--email", default="")
+    user.add_argument("--superuser", action="store_true")
+    user.add_argument(
+        "--permission",
+        action="append",
+        default=[],
+        help="a codename such as view_datapoint; repeat for more",
+    )
+    token = sub.add_parser("createtoken", help="print a new API token for a user")
+    token.add_argument("username")
+    token.add_argument("--label", default="createtoken")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(os.environ)
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    if args.command == "createuser":
+        return create_user_command(settings, args)
+    if args.command == "createtoken":
+        return create_token_command(settings, args)
+    return serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The OpenAPI document at /schema/ and Swagger UI at /, as the original serves them.
+
+Litestar generates the document from the handlers' Structs; request bodies are validated by
+hand (for DRF's messages), so their schemas are added here from the request Structs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.handlers import HTTPRouteHandler
+
+from readapi.models import (
+    ConnectorIn,
+    DatapointIn,
+    ScheduleIn,
+    SetpointIn,
+    TokenRequest,
+    ValueIn,
+)
+from schema.settings import Settings
+
+REQUEST_BODIES: dict[str, Any] = {
+    "value": ValueIn,
+    "setpoint": SetpointIn,
+    "schedule": ScheduleIn,
+    "value-list": list[ValueIn],
+    "setpoint-list": list[SetpointIn],
+    "schedule-list": list[ScheduleIn],
+    "datapoint-list": list[DatapointIn],
+    "connector": ConnectorIn,
+    "token": TokenRequest,
+}
+_PATH_PARAMETER = re.compile(r"\{(\w+):\w+\}")
+
+SWAGGER_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>BEMCom API</title>
+  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({url: "__SCHEMA_URL__", dom_id: "#swagger-ui"});
+  </script>
+</body>
+</html>
+"""
+
+
+def openapi_document(app: Litestar) -> dict[str, Any]:
+    document = app.openapi_schema.to_schema()
+    document["paths"] = {
+        path: item for path, item in document.get("paths", {}).items() if "_openapi" not in path
+    }
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    (body_schemas, extra) = msgspec.json.schema_components(
+        list(REQUEST_BODIES.values()), ref_template="#/components/schemas/{name}"
+    )
+    for name, schema in extra.items():
+        schemas.setdefault(name, schema)
+    body_by_name = dict(zip(REQUEST_BODIES, body_schemas, strict=True))
+    for route in app.routes:
+        path = _PATH_PARAMETER.sub(r"{\1}", route.path)
+        for handler in getattr(route, "route_handlers", ()):
+            struct = handler.opt.get("request_struct")
+            if struct is None:
+                continue
+            for method in handler.http_methods:
+                operation = document["paths"].get(path, {}).get(method.lower())
+                if operation is not None:
+                    operation["requestBody"] = {
+                        "required": True,
+                        "content": {"application/json": {"schema": body_by_name[struct]}},
+                    }
+    components["securitySchemes"] = {
+        "basicAuth": {"type": "http", "scheme": "basic"},
+        "bearerAuth": {"type": "http", "scheme": "bearer"},
+    }
+    document["security"] = [{"basicAuth": []}, {"bearerAuth": []}]
+    return document
+
+
+def handlers(settings: Settings) -> list[HTTPRouteHandler]:
+    @get("/schema/", name="openapi", include_in_schema=False)
+    async def schema_document(request: Request) -> Response:
+        cached = request.app.state.get("openapi_bytes")
+        if cached is None:
+            cached = msgspec.json.encode(openapi_document(request.app))
+            request.app.state.openapi_bytes = cached
+        return Response(cached, media_type=MediaType.JSON)
+
+    @get("/", name="swagger-ui", include_in_schema=False)
+    async def swagger_ui() -> Response:
+        page = SWAGGER_PAGE.replace("__SCHEMA_URL__", f"{settings.root_path}/schema/")
+        return Response(page, media_type=MediaType.HTML)
+
+    return [schema_document, swagger_ui]
