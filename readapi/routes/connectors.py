@@ -55,7 +55,7 @@ def _create(services: Services, data) -> Response:
     return json_bytes(encode(connector_out(connector_id, name)), 201)
 
 
-def _delete(services: Services, connector_id: FromPath[int]) -> None:
+def _delete(services: Services, connector_id: int) -> None:
     with services.database.connect() as connection:
         found = store.get_connector(connection, connector_id) if connector_id < 2**31 else None
     if found is None:

@@ -5,7 +5,6 @@ as in the original: value POST and last_value always; setpoint/schedule POST and
 control; value GET/PUT/DELETE with history; setpoint/schedule GET/PUT/DELETE with both.
 """
 
-
 import json
 from typing import Any
 
@@ -124,7 +123,7 @@ def _upsert(services: Services, kind: str, dp_id: int, data: Any) -> Response:
     return json_bytes(encode(PutMsgSummary(created, updated)))
 
 
-def _delete(services: Services, kind: str, dp_id: FromPath[int], timestamp: FromPath[int]) -> None:
+def _delete(services: Services, kind: str, dp_id: int, timestamp: int) -> None:
     datapoint_or_404(services, dp_id)
     if not writes.delete_message(services.database, kind, dp_id, timestamp):
         raise not_found()
@@ -243,7 +242,7 @@ def message_handlers(kind: str, settings: Settings) -> list[HTTPRouteHandler]:
     return handlers
 
 
-def _check_actuator(services: Services, dp_id: FromPath[int]) -> None:
+def _check_actuator(services: Services, dp_id: int) -> None:
     if datapoint_or_404(services, dp_id).type != "actuator":
         raise ApiError(400, ACTUATOR_ONLY)
 
