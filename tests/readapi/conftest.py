@@ -71,9 +71,10 @@ class Scene:
                     text("SELECT setval('datapoint_id_seq', (SELECT max(id) FROM datapoint))")
                 )
 
-    def execute(self, statement: str, params: dict | None = None):
+    def execute(self, statement: str, params: dict | None = None) -> list:
         with self.engine.begin() as connection:
-            return connection.execute(text(statement), params or {}).all()
+            result = connection.execute(text(statement), params or {})
+            return result.all() if result.returns_rows else []
 
 
 def seed_scene(env: dict[str, str], connector_name: str = "bench-conn") -> Scene:
