@@ -16,6 +16,7 @@ from schema.topics import datapoint_topic
 VALUE, SETPOINT, SCHEDULE = "value", "setpoint", "schedule"
 LOGS, HEARTBEAT, AVAILABLE = "logs", "heartbeat", "available_datapoints"
 CONNECTOR_KINDS = (LOGS, HEARTBEAT, AVAILABLE)
+_SHARED_KINDS = frozenset((VALUE, SETPOINT, SCHEDULE, LOGS))
 
 
 class Route(msgspec.Struct, frozen=True):
@@ -59,10 +60,16 @@ def build_routes(
 
 
 def subscription_topic(topic: str, route: Route, share_group: str | None) -> str:
-    """The filter to subscribe with: datapoint messages go through the shared subscription
-    when several ingestd instances split the load; connector messages never do, because
-    shared subscriptions get no retained messages (available datapoints and logs are)."""
-    if share_group and route.kind in (VALUE, SETPOINT, SCHEDULE):
+    """The filter to subscribe with when several ingestd instances split the load.
+
+    Datapoint messages and logs go through the shared subscription: each is stored by one
+    instance (a log line has no key that would merge two copies). Heartbeats and available
+    datapoints stay ordinary subscriptions: every instance gets them, and their upserts
+    make the copies harmless; they must not be shared, because a shared subscription gets
+    no retained messages and connectors publish their available datapoints retained.
+    (The retained last log line of a connector is not delivered to a shared subscription.)
+    """
+    if share_group and route.kind in _SHARED_KINDS:
         return f"$share/{share_group}/{topic}"
     return topic
 

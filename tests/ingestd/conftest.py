@@ -26,11 +26,13 @@ def drop_session(host: str, port: int, client_id: str) -> None:
 
 
 class IngestFixture:
-    def __init__(self, settings: Settings, connector_name: str) -> None:
+    def __init__(
+        self, settings: Settings, connector_name: str, connector_id: int | None = None
+    ) -> None:
         self.settings = settings
         self.engine = create_sqlalchemy_engine(settings)
         self.connector_name = connector_name
-        self.connector_id = create_connector(self.engine, connector_name)
+        self.connector_id = connector_id or create_connector(self.engine, connector_name)
         self.daemon: IngestDaemon | None = None
 
     def start(self) -> IngestDaemon:
