@@ -302,7 +302,8 @@ def test_auth_errors(client, scene: Scene):
             "/datapoint/101/schedule/",
             '{"schedule": "x", "timestamp": 1795840310439}',
             400,
-            '{"schedule":{"non_field_errors":["Expected a list of items but got type \\"str\\"."]}}',
+            '{"schedule":{"non_field_errors":'
+            '["Expected a list of items but got type \\"str\\"."]}}',
         ),
         (
             "GET",
