@@ -61,8 +61,8 @@ class Scene:
                     type=type_,
                     is_active=values.pop("is_active", True),
                     data_format=values.pop("data_format", "unknown"),
-                    description="",
-                    unit="",
+                    description=values.pop("description", ""),
+                    unit=values.pop("unit", ""),
                     **values,
                 )
             )
