@@ -21,7 +21,7 @@ from schema.database import create_sqlalchemy_engine
 from schema.migrate import migrate
 from tests.conftest import MQTT_HOST, MQTT_PORT, base_env
 from tests.ingestd.conftest import IngestFixture, drop_session, ingest_settings
-from tests.support.ingest import count_rows, create_datapoints, wait_for
+from tests.support.ingest import count_rows, create_datapoints, publisher, wait_for
 from tests.support.postgres import PostgresProcess
 
 OUTAGE_S = float(os.environ.get("BEMCOM_TEST_OUTAGE_S", "60"))
@@ -177,3 +177,60 @@ def test_sigterm_commits_what_is_held_and_a_restart_gets_the_rest(pg_env, unique
         process.wait(30)
         fixture.engine.dispose()
         drop_session(MQTT_HOST, MQTT_PORT, settings.ingestd_client_id)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 3 MiB tmpfs that the test can fill and then grow (needs root, as in CI)."""
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    yield mountpoint
+    subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def test_a_full_disk_holds_messages_until_there_is_room_again(unique_name, small_tmpfs):
+    env = base_env(BEMCOM_DATA_DIR=str(small_tmpfs / "data"))
+    settings = ingest_settings(env)
+    engine = create_sqlalchemy_engine(settings)
+    migrate(engine)
+    engine.dispose()
+    fixture = IngestFixture(settings, unique_name)
+    dps = create_datapoints(fixture.engine, fixture.connector_id, [f"s{i}" for i in range(10)])
+    fixture.start()
+    try:
+        with publisher(MQTT_HOST, MQTT_PORT) as client:
+            # 400 values of 20 kB: 8 MB, which cannot fit in 3 MiB.
+            filler = b'{"value": "%s", "timestamp": %d}'
+            for i in range(400):
+                client.publish(
+                    fixture.topic(dps[i % 10]), filler % (b"x" * 20_000, T0 - 10_000 + i), qos=1
+                ).wait_for_publish(10)
+        wait_for(lambda: _errors(fixture.daemon, "transient") > 0, timeout=30)
+        held_while_full = count_rows(fixture.engine, t.datapoint_value)
+        time.sleep(1)
+        assert count_rows(fixture.engine, t.datapoint_value) == held_while_full  # stuck, not lost
+        subprocess.run(["mount", "-o", "remount,size=64m", str(small_tmpfs)], check=True)
+        wait_for(lambda: count_rows(fixture.engine, t.datapoint_value) == 400, timeout=60)
+    finally:
+        fixture.stop()
+        fixture.engine.dispose()
+        drop_session(MQTT_HOST, MQTT_PORT, settings.ingestd_client_id)
+
+
+def _errors(daemon, kind: str) -> float:
+    return sum(
+        sample.value
+        for metric in daemon.metrics.registry.collect()
+        if metric.name == "ingestd_database_errors"
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels["type"] == kind
+    )
