@@ -142,23 +142,32 @@ def _publish(prefix: str, first_id: int, qos: int) -> subprocess.Popen:
     )
 
 
-def measure_ingest(backend: str, qos: int, writers: int = 2) -> dict:
+def measure_ingest(backend: str, qos: int, writers: int = 2, instances: int = 1) -> dict:
+    """Publish MESSAGES and time until all are committed by `instances` ingestd processes
+    (more than one share the stream through an MQTT shared subscription)."""
     database = Database(backend)
-    metrics_port = free_port()
-    client_id = f"ingestd-bench-{secrets.token_hex(4)}"
-    env = {
-        **database.env,
-        "INGESTD_METRICS_PORT": str(metrics_port),
-        "INGESTD_CLIENT_ID": client_id,
-        "N_MTD_WRITE_THREADS": str(writers),
-    }
-    ingestd = _python("-m", "ingestd", env=env, stderr=subprocess.PIPE, text=True)
+    group = f"bench{secrets.token_hex(3)}" if instances > 1 else ""
+    daemons = []
+    for _ in range(instances):
+        metrics_port = free_port()
+        env = {
+            **database.env,
+            "INGESTD_METRICS_PORT": str(metrics_port),
+            "INGESTD_CLIENT_ID": f"ingestd-bench-{secrets.token_hex(4)}",
+            "N_MTD_WRITE_THREADS": str(writers),
+            "INGESTD_SHARE_GROUP": group,
+        }
+        process = _python("-m", "ingestd", env=env, stderr=subprocess.PIPE, text=True)
+        daemons.append((process, metrics_port, env["INGESTD_CLIENT_ID"]))
     try:
         deadline = time.monotonic() + 30
-        while _metric(metrics_port, "ingestd_subscribed") != 1.0:
-            if time.monotonic() > deadline or ingestd.poll() is not None:
-                raise RuntimeError("ingestd did not subscribe: " + (ingestd.stderr.read() or ""))
-            time.sleep(0.1)
+        for process, metrics_port, _ in daemons:
+            while _metric(metrics_port, "ingestd_subscribed") != 1.0:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(
+                        "ingestd did not subscribe: " + (process.stderr.read() or "")
+                    )
+                time.sleep(0.1)
         publisher = _publish(database.connector, database.first_id, qos)
         stored, last_change, finished_at = 0, time.monotonic(), None
         while True:
@@ -173,7 +182,7 @@ def measure_ingest(backend: str, qos: int, writers: int = 2) -> dict:
                 break
             time.sleep(0.05)
         published = json.loads(publisher.communicate(timeout=120)[0])
-        rss = _peak_rss_mb(ingestd.pid)
+        rss = max(_peak_rss_mb(process.pid) for process, _, _ in daemons)
         elapsed = (finished_at or time.time()) - published["started_at"]
         return {
             "msgs_per_s": round(stored / elapsed, 1),
@@ -183,13 +192,15 @@ def measure_ingest(backend: str, qos: int, writers: int = 2) -> dict:
             "publisher_msgs_per_s": round(published["msgs_per_s"], 1),
         }
     finally:
-        ingestd.send_signal(signal.SIGTERM)
-        try:
-            ingestd.wait(30)
-        except subprocess.TimeoutExpired:
-            ingestd.kill()
+        for process, _, _ in daemons:
+            process.send_signal(signal.SIGTERM)
+        for process, _, client_id in daemons:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            _drop_session(client_id)
         database.drop()
-        _drop_session(client_id)
 
 
 def _drop_session(client_id: str) -> None:
@@ -235,14 +246,15 @@ def _best(runs: list[dict]) -> dict:
 
 def run(rounds: int = 2) -> dict:
     """Ceilings and ingest runs alternate, so both see the same machine."""
-    runs: dict[str, list[dict]] = {k: [] for k in ("c0", "pg0", "c1", "pg1", "sq0")}
+    runs: dict[str, list[dict]] = {k: [] for k in ("c0", "pg0", "c1", "pg1", "sq0", "pg0x2")}
     for _ in range(rounds):
         runs["c0"].append(measure_ceiling(0))
         runs["pg0"].append(measure_ingest("postgres", 0))
         runs["c1"].append(measure_ceiling(1))
         runs["pg1"].append(measure_ingest("postgres", 1))
         runs["sq0"].append(measure_ingest("sqlite", 0))
-    ceiling_0, pg_0, ceiling_1, pg_1, sqlite_0 = (_best(runs[k]) for k in runs)
+        runs["pg0x2"].append(measure_ingest("postgres", 0, writers=1, instances=2))
+    ceiling_0, pg_0, ceiling_1, pg_1, sqlite_0, pg_0_two = (_best(runs[k]) for k in runs)
     return {
         "messages": MESSAGES,
         "datapoints": DATAPOINTS,
@@ -255,7 +267,8 @@ def run(rounds: int = 2) -> dict:
         "ingest_pg_qos1_vs_ceiling": round(pg_1["msgs_per_s"] / ceiling_1["msgs_per_s"], 3),
         "ceiling_qos0_received": ceiling_0["received"],
         "ceiling_qos1_received": ceiling_1["received"],
-        "lost": pg_0["lost"] + pg_1["lost"] + sqlite_0["lost"],
+        "ingest_pg_qos0_two_instances_msgs_per_s": pg_0_two["msgs_per_s"],
+        "lost": pg_0["lost"] + pg_1["lost"] + sqlite_0["lost"] + pg_0_two["lost"],
         "ingestd_peak_rss_mb": max(
             pg_0["peak_rss_mb"], pg_1["peak_rss_mb"], sqlite_0["peak_rss_mb"]
         ),
