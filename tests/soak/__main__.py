@@ -326,7 +326,7 @@ def main() -> int:
 def find_headroom(service, database, broker_port, samples) -> dict:
     """Step the rate up, one minute each, while the lag's p99 stays under a second."""
     sustained, published = SITE_RATE, 0
-    for multiple in (2, 4, 8, 16, 32):
+    for multiple in (2, 4, 8, 16, 32, 64, 128):
         rate = SITE_RATE * multiple
         before = database.stored()
         phase = run_phase(
