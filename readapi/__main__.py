@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import multiprocessing
 import os
 import sys
 import tempfile
 
 import structlog
 
+from readapi.startup import migrated_engine
 from schema.log_setup import configure_logging
 from schema.settings import Settings, SettingsError, load_settings
 
@@ -31,37 +33,23 @@ def worker_app():
     return create_app(settings)
 
 
-def _engine(settings: Settings):
-    from schema.database import create_sqlalchemy_engine
-    from schema.migrate import migrate
+def prepare_in_child(settings: Settings) -> None:
+    """Run `prepare` in a child process: alembic and the migrations then never occupy the
+    memory of this process, which with one worker is the worker itself."""
+    from readapi.startup import prepare
 
-    engine = create_sqlalchemy_engine(settings)
-    migrate(engine)
-    return engine
-
-
-def prepare(settings: Settings) -> None:
-    """Start-up work done once, before the workers: migrate, create DJANGO_SUPERUSER_*."""
-    from readapi.accounts import ensure_superuser
-
-    engine = _engine(settings)
-    try:
-        username = settings.django_superuser_username
-        password = settings.django_superuser_password
-        if username and password:
-            with engine.begin() as connection:
-                created = ensure_superuser(
-                    connection, username, password, settings.django_superuser_email or ""
-                )
-            log.info("superuser_checked", username=username, created=created)
-    finally:
-        engine.dispose()
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(target=prepare, args=(settings,), name="readapi-prepare")
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"start-up preparation failed (exit code {child.exitcode})")
 
 
 def serve(settings: Settings) -> int:
     import uvicorn
 
-    prepare(settings)
+    prepare_in_child(settings)
     # Prometheus multiprocess mode: every worker writes its samples under this directory.
     # It must be in the environment before prometheus_client is imported by a worker.
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
@@ -94,7 +82,7 @@ def create_user_command(settings: Settings, args: argparse.Namespace) -> int:
     if not password:
         print("error: an empty password is not allowed", file=sys.stderr)
         return 2
-    engine = _engine(settings)
+    engine = migrated_engine(settings)
     try:
         with engine.begin() as connection:
             user_id = create_user(
@@ -117,7 +105,7 @@ def create_user_command(settings: Settings, args: argparse.Namespace) -> int:
 def create_token_command(settings: Settings, args: argparse.Namespace) -> int:
     from readapi.accounts import create_token, user_by_name
 
-    engine = _engine(settings)
+    engine = migrated_engine(settings)
     try:
         with engine.begin() as connection:
             user = user_by_name(connection, args.username)

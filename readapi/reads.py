@@ -15,7 +15,8 @@ from readapi.models import ValueOut
 from readapi.sql import BUCKET_ORIGIN_MS, bucketed_history_sql, history_sql, last_sql
 
 # Rows fetched per round trip; a chunk of this many rows is also one piece of the response.
-CHUNK_ROWS = 5000
+# A history up to this size is answered whole, with a Content-Length; a longer one streams.
+CHUNK_ROWS = 20_000
 _cursor_names = itertools.count()
 
 
@@ -29,9 +30,9 @@ class HistoryReader:
 
     def __init__(self, database: Database, statement: str, params: dict) -> None:
         self.database = database
-        self.kind_connection = database.connect()
+        self.connection = database.connect()
         try:
-            raw = self.kind_connection.connection.driver_connection
+            raw = self.connection.connection.driver_connection
             if database.postgres:
                 self.cursor = raw.cursor(name=f"readapi_history_{next(_cursor_names)}")
                 self.cursor.itersize = CHUNK_ROWS
@@ -39,7 +40,7 @@ class HistoryReader:
                 self.cursor = raw.cursor()
             self.cursor.execute(database.sql(statement), params)
         except BaseException:
-            self.kind_connection.close()
+            self.connection.close()
             raise
         self.closed = False
 
@@ -53,7 +54,7 @@ class HistoryReader:
         try:
             self.cursor.close()
         finally:
-            self.kind_connection.close()
+            self.connection.close()
 
 
 def _bind_times(database: Database, params: dict) -> dict:
@@ -67,6 +68,33 @@ def open_history(
     params = _bind_times(database, params)
     params["dp"] = datapoint_id
     return HistoryReader(database, statement, params)
+
+
+def small_history(
+    database: Database, kind: str, datapoint_id: int, time_range: TimeRange
+) -> tuple[bool, bytes | None]:
+    """(datapoint exists, the whole answer if it has at most CHUNK_ROWS rows) - PostgreSQL.
+
+    A plain query with a LIMIT is one round trip, where a server-side cursor takes four
+    (DECLARE, FETCH, CLOSE, COMMIT); only longer histories pay for streaming.
+    """
+    statement, params = history_sql(database.postgres, kind, time_range, limited=True)
+    params = _bind_times(database, params)
+    params["dp"] = datapoint_id
+    params["limit"] = CHUNK_ROWS + 1
+    with database.connect() as connection:
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            cursor.execute("SELECT 1 FROM datapoint WHERE id = %(dp)s", params)
+            if cursor.fetchone() is None:
+                return False, None
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    if len(rows) > CHUNK_ROWS:
+        return True, None
+    return True, b"[" + encode_chunk(kind, rows) + b"]"
 
 
 def encode_chunk(kind: str, rows: list) -> bytes:
