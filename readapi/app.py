@@ -9,7 +9,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from readapi.errors import EXCEPTION_HANDLERS
-from readapi.hosts import AllowedHostsMiddleware
+from readapi.hosts import AllowedHostsMiddleware, SecureCookiesMiddleware
 from readapi.metrics import MetricsMiddleware, RequestMetrics
 from readapi.routes import connectors, datapoints, docs, health, messages, metrics, tokens
 from readapi.services import Services
@@ -33,6 +33,7 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[
             DefineMiddleware(AllowedHostsMiddleware, allowed_hosts=settings.django_allowed_hosts),
             DefineMiddleware(MetricsMiddleware, metrics=request_metrics),
+            *([DefineMiddleware(SecureCookiesMiddleware)] if settings.https_only else []),
         ],
         openapi_config=OpenAPIConfig(
             title="BEMCom API",

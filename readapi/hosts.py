@@ -1,4 +1,4 @@
-"""DJANGO_ALLOWED_HOSTS, enforced on the Host header as Django does."""
+"""DJANGO_ALLOWED_HOSTS, enforced on the Host header as Django does; HTTPS_ONLY cookies."""
 
 from __future__ import annotations
 
@@ -62,3 +62,35 @@ class AllowedHostsMiddleware:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+class SecureCookiesMiddleware:
+    """HTTPS_ONLY=TRUE: every cookie the service sets is marked Secure (and HttpOnly), as the
+    original's SESSION_COOKIE_SECURE/CSRF_COOKIE_SECURE do."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secure(message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    (key, secure_cookie(value) if key.lower() == b"set-cookie" else value)
+                    for key, value in message.get("headers", [])
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_secure)
+
+
+def secure_cookie(value: bytes) -> bytes:
+    attributes = {part.strip().lower() for part in value.split(b";")[1:]}
+    if b"secure" not in attributes:
+        value += b"; Secure"
+    if b"httponly" not in attributes:
+        value += b"; HttpOnly"
+    return value

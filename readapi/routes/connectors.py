@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from readapi import datapoints_store as store
 from readapi.auth import permission_guard
 from readapi.body import parse_json_body
+from readapi.db import MAX_ID
 from readapi.errors import ApiError, detail, not_found
 from readapi.models import ConnectorOut
 from readapi.publisher import BrokerUnavailable
@@ -57,7 +58,9 @@ def _create(services: Services, data) -> Response:
 
 def _delete(services: Services, connector_id: int) -> None:
     with services.database.connect() as connection:
-        found = store.get_connector(connection, connector_id) if connector_id < 2**31 else None
+        found = (
+            store.get_connector(connection, connector_id) if 0 < connector_id <= MAX_ID else None
+        )
     if found is None:
         raise not_found()
     # Tell the connector to stop sending before its datapoints disappear.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from litestar import Response, get
+
 from tests.readapi.conftest import Scene, basic
 
 JSON = {"Content-Type": "application/json"}
@@ -222,12 +224,17 @@ def test_malformed_inputs_are_json_4xx(client, scene: Scene):
         ("PATCH", "/datapoint/", b"{}"),
         ("POST", "/connector/", b"[]"),
         ("DELETE", "/connector/99999999999/", None),
+        ("DELETE", "/connector/-2687296097630827315200/", None),
+        ("DELETE", "/datapoint/-99999999999999999999/value/-99999999999999999999999/", None),
     ]
     for method, path, body in cases:
         response = client.request(method, path, content=body, headers=JSON if body else None)
         assert 400 <= response.status_code < 500, (method, path, response.status_code)
         assert response.headers["content-type"].startswith("application/json"), (method, path)
         assert response.json(), (method, path)
+    # A timestamp far outside any calendar is a valid filter: it clamps, nothing overflows.
+    far = client.get("/datapoint/2/value/?timestamp__gte=-99999999999999999999999999")
+    assert far.status_code == 200 and far.json() == []
     put_errors = client.put(
         "/datapoint/2/value/",
         content=b'[{"value": "1", "timestamp": 1795840310439}, 1]',
@@ -256,3 +263,45 @@ def test_basic_credentials_are_cached(client, scene: Scene):
     scene.execute("UPDATE auth_user SET password = 'argon2$broken' WHERE username = 'admin'")
     assert client.get("/datapoint/", headers=headers).status_code == 200
     assert client.get("/datapoint/", headers=basic("admin", "other")).status_code == 401
+
+
+def test_secure_cookie_attributes():
+    from readapi.hosts import secure_cookie
+
+    assert secure_cookie(b"sessionid=x; Path=/") == b"sessionid=x; Path=/; Secure; HttpOnly"
+    assert secure_cookie(b"a=b; Secure; HttpOnly") == b"a=b; Secure; HttpOnly"
+
+
+@get("/cookie-probe", name="cookie-probe")
+async def cookie_probe() -> Response:
+    return Response(b"{}", media_type="application/json", cookies={"probe": "1"})
+
+
+def test_https_only_marks_cookies_secure(scene: Scene, make_client):
+    client = make_client(scene, HTTPS_ONLY="TRUE")
+    client.app.register(cookie_probe)
+    response = client.get("/cookie-probe")
+    assert "Secure" in response.headers["set-cookie"]
+    assert "HttpOnly" in response.headers["set-cookie"]
+
+
+def test_long_sqlite_history_streams_in_chunks(sqlite_env, unique_name, make_client):
+    from tests.readapi.conftest import seed_scene
+
+    scene = seed_scene(sqlite_env, unique_name)
+    rows = 45_000  # over two chunks
+    scene.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :rows) "
+        "INSERT INTO datapoint_value (datapoint_id, time, value_num) "
+        "SELECT 2, 1795000000000 + i, i * 0.5 FROM n",
+        {"rows": rows},
+    )
+    client = make_client(scene)
+    response = client.get("/datapoint/2/value/?timestamp__gt=1795000000010")
+    assert response.status_code == 200
+    assert "content-length" not in response.headers  # streamed
+    body = response.json()
+    assert len(body) == rows - 10
+    assert body[0] == {"value": "5.5", "timestamp": 1795000000011}
+    assert body[-1] == {"value": "22500.0", "timestamp": 1795000045000}
+    scene.engine.dispose()
