@@ -187,3 +187,21 @@ def last_messages(
             for dp, ms, text in rows
         }
     return render.encode({"msgs_by_datapoint_id": body})
+
+
+def one_message(database: Database, kind: str, datapoint_id: int, timestamp: int) -> bytes | None:
+    """The message of one timestamp in the GET shape, or None."""
+    time_range = TimeRange(((">=", timestamp), ("<=", timestamp)))
+    statement, params = history_sql(database.postgres, kind, time_range)
+    params = _bind_times(database, params)
+    params["dp"] = datapoint_id
+    with database.connect() as connection:
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            cursor.execute(database.sql(statement), params)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    if not rows:
+        return None
+    return encode_chunk(kind, rows[:1])

@@ -11,17 +11,17 @@ from typing import Any
 
 from litestar import Request, Response, get, post, put
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 
 from readapi import datapoints_store as store
 from readapi.auth import permission_guard, principal_from
 from readapi.body import parse_json_body
 from readapi.datapoint_input import DatapointInput, datapoint_input
-from readapi.errors import PERMISSION_DENIED, ApiError, detail
+from readapi.errors import PERMISSION_DENIED, ApiError, detail, not_found
 from readapi.filters import parse_datapoint_filter
 from readapi.models import DatapointOut
 from readapi.render import encode
-from readapi.routes.common import in_thread, json_bytes, services_of
+from readapi.routes.common import datapoint_or_404, in_thread, json_bytes, services_of
 from readapi.services import Services
 from readapi.validation import Invalid, not_a_list
 from schema.settings import Settings
@@ -36,6 +36,13 @@ def _list(services: Services, params) -> Response:
     with services.database.connect() as connection:
         found = store.list_datapoints(connection, filters)
     return json_bytes(encode([d.to_out() for d in found]))
+
+
+def _retrieve(services: Services, dp_id: int) -> Response:
+    found = datapoint_or_404(services, dp_id)
+    if not found.is_active:  # as the list, and the original's queryset: active ones only
+        raise not_found()
+    return json_bytes(encode(found.to_out()))
 
 
 def _parse_items(data: Any) -> tuple[list[DatapointInput], bool]:
@@ -198,4 +205,15 @@ def handlers(settings: Settings) -> list[HTTPRouteHandler]:
     async def update_datapoints(request: Request) -> Response[list[DatapointOut]]:
         return await _create_or_update(request, create=False)
 
-    return [list_datapoints, create_datapoints, update_datapoints]
+    @get(
+        "/datapoint/{dp_id:int}/",
+        name="datapoint-retrieve",
+        guards=[permission_guard],
+        opt={"permission": "view_datapoint"},
+        tags=TAGS,
+        summary="One active datapoint",
+    )
+    async def retrieve_datapoint(request: Request, dp_id: FromPath[int]) -> Response[DatapointOut]:
+        return await in_thread(_retrieve, services_of(request), dp_id)
+
+    return [list_datapoints, create_datapoints, update_datapoints, retrieve_datapoint]

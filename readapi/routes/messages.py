@@ -134,6 +134,14 @@ def _upsert(services: Services, kind: str, dp_id: int, data: Any) -> Response:
     return json_bytes(encode(PutMsgSummary(created, updated)))
 
 
+def _retrieve(services: Services, kind: str, dp_id: int, timestamp: int) -> Response:
+    datapoint_or_404(services, dp_id)
+    body = reads.one_message(services.database, kind, dp_id, timestamp)
+    if body is None:
+        raise not_found()
+    return json_bytes(body)
+
+
 def _delete(services: Services, kind: str, dp_id: int, timestamp: int) -> None:
     datapoint_or_404(services, dp_id)
     if not writes.delete_message(services.database, kind, dp_id, timestamp):
@@ -249,7 +257,20 @@ def message_handlers(kind: str, settings: Settings) -> list[HTTPRouteHandler]:
         async def remove(request: Request, dp_id: FromPath[int], timestamp: FromPath[int]) -> None:
             await in_thread(_delete, services_of(request), kind, dp_id, timestamp)
 
-        handlers += [history_list, upsert, remove]
+        @get(
+            f"/datapoint/{{dp_id:int}}/{kind}/{{timestamp:int}}/",
+            name=f"{kind}-retrieve",
+            guards=[permission_guard],
+            opt={"permission": f"view_{model}"},
+            tags=tags,
+            summary=f"The {kind} message of a timestamp",
+        )
+        async def retrieve(
+            request: Request, dp_id: FromPath[int], timestamp: FromPath[int]
+        ) -> Response[out]:
+            return await in_thread(_retrieve, services_of(request), kind, dp_id, timestamp)
+
+        handlers += [history_list, upsert, remove, retrieve]
     return handlers
 
 

@@ -202,11 +202,17 @@ def test_put_value_history_then_delete(client, scene: Scene):
         "value": "2.5",
         "timestamp": 1795840210439,
     }
+    one = client.get("/datapoint/2/value/1795840211439/")
+    assert_bytes(one, 200, '{"value":"\\"x\\"","timestamp":1795840211439}')
+    single = client.get("/datapoint/2/")
+    assert single.status_code == 200 and single.json()["key_in_connector"] == "bench_s_0001"
+    assert client.get("/datapoint/999/").json() == {"detail": "Not found."}
     deleted = client.delete("/datapoint/2/value/1795840211439/")
     assert deleted.status_code == 204
     assert deleted.content == b""
     assert_bytes(client.delete("/datapoint/2/value/1795840211439/"), 404, '{"detail":"Not found."}')
     assert [m["timestamp"] for m in client.get("/datapoint/2/value/").json()] == [1795840210439]
+    assert client.get("/datapoint/2/value/1795840211439/").status_code == 404
 
 
 def test_auth_errors(client, scene: Scene):
