@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 
 import paho.mqtt.client as mqtt
@@ -48,6 +51,33 @@ class IngestFixture:
 
     def topic(self, datapoint_id: int, kind: str = "value") -> str:
         return f"{self.connector_name}/messages/{datapoint_id}/{kind}"
+
+
+class IngestdProcess:
+    """`python -m ingestd` as its own process, started once it reports being connected.
+
+    Its log is read to the end by a thread, so a chatty daemon never blocks on a full pipe.
+    """
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ingestd"], env=env, stderr=subprocess.PIPE, text=True
+        )
+        connected = threading.Event()
+
+        def read_log() -> None:
+            for line in self.process.stderr:
+                if "mqtt_connected" in line:
+                    connected.set()
+            connected.set()  # exited: let the caller see it rather than hang
+
+        threading.Thread(target=read_log, daemon=True).start()
+        connected.wait(30)
+        assert self.process.poll() is None, "ingestd exited during start-up"
+
+    def signal(self, signum: int) -> int:
+        self.process.send_signal(signum)
+        return self.process.wait(30)
 
 
 def ingest_settings(env: dict[str, str], **overrides: str) -> Settings:

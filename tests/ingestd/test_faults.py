@@ -8,7 +8,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -20,8 +19,14 @@ from schema import tables as t
 from schema.database import create_sqlalchemy_engine
 from schema.migrate import migrate
 from tests.conftest import MQTT_HOST, MQTT_PORT, base_env
-from tests.ingestd.conftest import IngestFixture, drop_session, ingest_settings
-from tests.support.ingest import count_rows, create_datapoints, publisher, wait_for
+from tests.ingestd.conftest import IngestdProcess, IngestFixture, drop_session, ingest_settings
+from tests.support.ingest import (
+    count_rows,
+    create_datapoints,
+    metric_total,
+    publisher,
+    wait_for,
+)
 from tests.support.postgres import PostgresProcess
 
 OUTAGE_S = float(os.environ.get("BEMCOM_TEST_OUTAGE_S", "60"))
@@ -139,42 +144,30 @@ def test_a_database_outage_of_a_minute_loses_nothing(unique_name):
         drop_session(MQTT_HOST, MQTT_PORT, settings.ingestd_client_id)
 
 
-def test_sigterm_commits_what_is_held_and_a_restart_gets_the_rest(pg_env, unique_name):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_stopped_ingestd_loses_nothing_acknowledged(pg_env, unique_name, signum):
+    """SIGTERM: what is held is committed and acknowledged before a clean exit. SIGKILL:
+    what was not committed was not acknowledged either, and comes again. Either way a new
+    ingestd with the same client id ends up with every message."""
     settings = ingest_settings(pg_env)
     fixture = IngestFixture(settings, unique_name)
     dps = create_datapoints(fixture.engine, fixture.connector_id, [f"s{i}" for i in range(10)])
-    env = {
-        **os.environ,
-        **pg_env,
-        "INGESTD_CLIENT_ID": settings.ingestd_client_id,
-        "LOGLEVEL": "INFO",
-    }
-
-    def start_ingestd() -> subprocess.Popen:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ingestd"], env=env, stderr=subprocess.PIPE, text=True
-        )
-        for line in process.stderr:
-            if "mqtt_connected" in line:
-                break
-        return process
-
-    process = start_ingestd()
-    publisher = SteadyPublisher(MQTT_PORT, [fixture.topic(dp) for dp in dps], rate=500)
+    env = {**os.environ, **pg_env, "INGESTD_CLIENT_ID": settings.ingestd_client_id}
+    daemon = IngestdProcess(env)
+    load = SteadyPublisher(MQTT_PORT, [fixture.topic(dp) for dp in dps], rate=500)
     try:
-        publisher.start()
+        load.start()
         wait_for(lambda: count_rows(fixture.engine, t.datapoint_value) > 200)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
-        stored_at_stop = count_rows(fixture.engine, t.datapoint_value)
+        exit_code = daemon.signal(signum)
+        assert exit_code == (0 if signum == signal.SIGTERM else -signal.SIGKILL)
+        stored_while_down = count_rows(fixture.engine, t.datapoint_value)
         time.sleep(1)
-        sent = publisher.finish()
-        assert stored_at_stop < sent  # some arrived while it was down
-        process = start_ingestd()
+        sent = load.finish()
+        assert stored_while_down < sent  # some arrived while it was down
+        daemon = IngestdProcess(env)
         wait_for(lambda: count_rows(fixture.engine, t.datapoint_value) == sent, timeout=30)
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+        daemon.signal(signal.SIGTERM)
         fixture.engine.dispose()
         drop_session(MQTT_HOST, MQTT_PORT, settings.ingestd_client_id)
 
@@ -227,10 +220,4 @@ def test_a_full_disk_holds_messages_until_there_is_room_again(unique_name, small
 
 
 def _errors(daemon, kind: str) -> float:
-    return sum(
-        sample.value
-        for metric in daemon.metrics.registry.collect()
-        if metric.name == "ingestd_database_errors"
-        for sample in metric.samples
-        if sample.name.endswith("_total") and sample.labels["type"] == kind
-    )
+    return metric_total(daemon, "ingestd_database_errors", type=kind)

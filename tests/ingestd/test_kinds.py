@@ -11,6 +11,7 @@ from tests.conftest import MQTT_HOST, MQTT_PORT
 from tests.support.ingest import (
     count_rows,
     create_datapoints,
+    metric_total,
     publish_json,
     publisher,
     value_rows,
@@ -168,13 +169,7 @@ def test_bad_payloads_are_counted_and_the_messages_around_them_stored(ingest):
         wait_for(lambda: len(value_rows(ingest.engine, dp)) == len(bad) + 1)
 
     def rejected(cause):
-        return sum(
-            sample.value
-            for metric in daemon.metrics.registry.collect()
-            if metric.name == "ingestd_messages_rejected"
-            for sample in metric.samples
-            if sample.name.endswith("_total") and sample.labels["cause"] == cause
-        )
+        return metric_total(daemon, "ingestd_messages_rejected", cause=cause)
 
     wait_for(lambda: rejected("invalid_payload") >= 1 + 4)
     assert rejected("malformed_json") == 3  # not json, empty, not UTF-8

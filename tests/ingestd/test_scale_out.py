@@ -1,32 +1,27 @@
 """Two ingestd instances on an MQTT shared subscription split the stream: each message is
-stored once, none is lost, and a SIGKILLed instance loses nothing acknowledged."""
+stored once and none is lost."""
 
 from __future__ import annotations
-
-import os
-import signal
-import subprocess
-import sys
 
 from sqlalchemy import text
 
 from schema import tables as t
 from tests.conftest import MQTT_HOST, MQTT_PORT
 from tests.ingestd.conftest import IngestFixture, drop_session, ingest_settings
-from tests.ingestd.test_faults import SteadyPublisher
-from tests.support.ingest import count_rows, create_datapoints, publish_json, publisher, wait_for
+from tests.support.ingest import (
+    count_rows,
+    create_datapoints,
+    metric_total,
+    publish_json,
+    publisher,
+    wait_for,
+)
 
 T0 = 1_795_840_275_000
 
 
 def _stored(daemon) -> float:
-    return sum(
-        sample.value
-        for metric in daemon.metrics.registry.collect()
-        if metric.name == "ingestd_messages_stored"
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-    )
+    return metric_total(daemon, "ingestd_messages_stored")
 
 
 def test_two_instances_split_a_shared_subscription(pg_env, unique_name):
@@ -65,40 +60,3 @@ def test_two_instances_split_a_shared_subscription(pg_env, unique_name):
         second.engine.dispose()
         for settings in (first.settings, second_settings):
             drop_session(MQTT_HOST, MQTT_PORT, settings.ingestd_client_id)
-
-
-def test_sigkill_loses_nothing_acknowledged(pg_env, unique_name):
-    settings = ingest_settings(pg_env)
-    fixture = IngestFixture(settings, unique_name)
-    dps = create_datapoints(fixture.engine, fixture.connector_id, [f"s{i}" for i in range(10)])
-    env = {
-        **os.environ,
-        **pg_env,
-        "INGESTD_CLIENT_ID": settings.ingestd_client_id,
-        "LOGLEVEL": "INFO",
-    }
-
-    def start() -> subprocess.Popen:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ingestd"], env=env, stderr=subprocess.PIPE, text=True
-        )
-        for line in process.stderr:
-            if "mqtt_connected" in line:
-                break
-        return process
-
-    process = start()
-    load = SteadyPublisher(MQTT_PORT, [fixture.topic(dp) for dp in dps], rate=500)
-    try:
-        load.start()
-        wait_for(lambda: count_rows(fixture.engine, t.datapoint_value) > 300)
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
-        sent = load.finish()
-        process = start()
-        wait_for(lambda: count_rows(fixture.engine, t.datapoint_value) == sent, timeout=30)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
-        fixture.engine.dispose()
-        drop_session(MQTT_HOST, MQTT_PORT, settings.ingestd_client_id)

@@ -124,3 +124,15 @@ class Collector:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def metric_total(daemon, name: str, **labels: str) -> float:
+    """The sum of an in-process ingestd counter's samples whose labels match `labels`."""
+    return sum(
+        sample.value
+        for metric in daemon.metrics.registry.collect()
+        if metric.name == name
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
