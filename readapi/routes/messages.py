@@ -5,6 +5,8 @@ as in the original: value POST and last_value always; setpoint/schedule POST and
 control; value GET/PUT/DELETE with history; setpoint/schedule GET/PUT/DELETE with both.
 """
 
+# No `from __future__ import annotations` here: the handlers are built in a closure per kind,
+# and Litestar must resolve their annotations (Response[out]) at runtime, where `out` lives.
 import json
 from typing import Any
 
