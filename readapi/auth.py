@@ -67,6 +67,9 @@ class Authenticator:
         return principal
 
     def verify_credentials(self, username: str, password: str) -> Principal:
+        if "\x00" in username:  # no such user can exist, and PostgreSQL refuses NUL
+            verify_password(None, password)
+            raise not_authenticated("Invalid username/password.")
         with self.database.connect() as connection:
             user = user_by_name(connection, username)
             if user is None or not verify_password(user.password if user else None, password):

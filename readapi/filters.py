@@ -64,6 +64,8 @@ def _given(params: Mapping[str, str], name: str) -> str | None:
     value = params.get(name)
     if value is None or value == "":
         return None
+    if "\x00" in value:
+        raise ApiError(400, {name: ["Null characters are not allowed."]})
     return value
 
 

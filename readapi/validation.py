@@ -19,6 +19,7 @@ from schema.protocol import timestamp_problem
 MISSING = object()
 REQUIRED = "This field is required."
 NOT_NULL = "This field may not be null."
+NULL_CHARACTERS = "Null characters are not allowed."
 _DECIMAL_TAIL = re.compile(r"\.0*\s*$")
 
 
@@ -63,6 +64,9 @@ def char_field(data: Any, allow_null: bool = True, allow_blank: bool = False) ->
     text = str(data).strip()
     if text == "" and not allow_blank:
         raise Invalid(["This field may not be blank."])
+    # DRF's ProhibitNullCharactersValidator; PostgreSQL cannot store NUL in text either.
+    if "\x00" in text:
+        raise Invalid([NULL_CHARACTERS])
     return text
 
 

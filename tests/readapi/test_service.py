@@ -232,6 +232,23 @@ def test_malformed_inputs_are_json_4xx(client, scene: Scene):
         assert 400 <= response.status_code < 500, (method, path, response.status_code)
         assert response.headers["content-type"].startswith("application/json"), (method, path)
         assert response.json(), (method, path)
+    # NUL characters, which PostgreSQL cannot store, are refused as DRF refuses them.
+    nul_filter = client.get("/datapoint/?connector__name=a%00b")
+    assert nul_filter.json() == {"connector__name": ["Null characters are not allowed."]}
+    nul_key = client.post(
+        "/datapoint/",
+        content=json.dumps(
+            [{"connector": {"name": "c"}, "key_in_connector": "a\x00", "type": "sensor"}]
+        ),
+        headers=JSON,
+    )
+    assert nul_key.json() == [{"key_in_connector": ["Null characters are not allowed."]}]
+    nul_user = client.get("/datapoint/", headers=basic("ad\x00min", "pass"))
+    assert nul_user.status_code == 401
+    nul_token = client.post(
+        "/auth/token/", content=b'{"username": "a\\u0000", "password": "x"}', headers=JSON
+    )
+    assert nul_token.json() == {"username": ["Null characters are not allowed."]}
     # A timestamp far outside any calendar is a valid filter: it clamps, nothing overflows.
     far = client.get("/datapoint/2/value/?timestamp__gte=-99999999999999999999999999")
     assert far.status_code == 200 and far.json() == []
