@@ -85,11 +85,13 @@ def small_history(
     with database.connect() as connection:
         cursor = connection.connection.driver_connection.cursor()
         try:
-            cursor.execute("SELECT 1 FROM datapoint WHERE id = %(dp)s", params)
-            if cursor.fetchone() is None:
-                return False, None
             cursor.execute(statement, params)
             rows = cursor.fetchall()
+            # Only an empty history needs the second look: is there such a datapoint?
+            if not rows:
+                cursor.execute("SELECT 1 FROM datapoint WHERE id = %(dp)s", params)
+                if cursor.fetchone() is None:
+                    return False, None
         finally:
             cursor.close()
     if len(rows) > CHUNK_ROWS:
