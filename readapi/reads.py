@@ -34,7 +34,7 @@ class HistoryReader:
         try:
             raw = self.connection.connection.driver_connection
             if database.postgres:
-                self.cursor = raw.cursor(name=f"readapi_history_{next(_cursor_names)}")
+                self.cursor = raw.cursor(name=f"readapi_history_{next(_cursor_names)}", binary=True)
                 self.cursor.itersize = CHUNK_ROWS
             else:
                 self.cursor = raw.cursor()
@@ -83,7 +83,8 @@ def small_history(
     params["dp"] = datapoint_id
     params["limit"] = CHUNK_ROWS + 1
     with database.connect() as connection:
-        cursor = connection.connection.driver_connection.cursor()
+        # Binary results: bigint and float8 arrive without text parsing.
+        cursor = connection.connection.driver_connection.cursor(binary=True)
         try:
             cursor.execute(statement, params)
             rows = cursor.fetchall()
