@@ -12,6 +12,7 @@ import argparse
 import getpass
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 
@@ -52,20 +53,26 @@ def serve(settings: Settings) -> int:
     prepare_in_child(settings)
     # Prometheus multiprocess mode: every worker writes its samples under this directory.
     # It must be in the environment before prometheus_client is imported by a worker.
+    own_metrics_dir = None
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="readapi-metrics-")
+        own_metrics_dir = tempfile.mkdtemp(prefix="readapi-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
     log.info("serving", port=settings.http_port, workers=settings.n_worker_processes)
-    uvicorn.run(
-        "readapi.__main__:worker_app",
-        factory=True,
-        host="0.0.0.0",
-        port=settings.http_port,
-        workers=settings.n_worker_processes,
-        log_level=settings.loglevel.lower(),
-        access_log=settings.loglevel == "DEBUG",
-        proxy_headers=True,
-        server_header=False,
-    )
+    try:
+        uvicorn.run(
+            "readapi.__main__:worker_app",
+            factory=True,
+            host="0.0.0.0",
+            port=settings.http_port,
+            workers=settings.n_worker_processes,
+            log_level=settings.loglevel.lower(),
+            access_log=settings.loglevel == "DEBUG",
+            proxy_headers=True,
+            server_header=False,
+        )
+    finally:
+        if own_metrics_dir is not None:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
     return 0
 
 
