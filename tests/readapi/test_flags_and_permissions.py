@@ -213,3 +213,29 @@ def test_is_active_needs_change_permission(client, scene: Scene):
     assert [
         d["key_in_connector"] for d in client.get("/datapoint/?key_in_connector=new").json()
     ] == ["new"]
+
+
+def test_credential_cache_expires(scene: Scene):
+    """A verified credential is reused for 60 s, then verified again."""
+    import asyncio
+    import base64
+
+    from readapi.auth import Authenticator
+    from readapi.db import open_database
+    from readapi.errors import ApiError
+
+    now = [1000.0]
+    database = open_database(scene.settings)
+    authenticator = Authenticator(database, clock=lambda: now[0])
+    header = "Basic " + base64.b64encode(b"admin:pass").decode()
+    principal = asyncio.run(authenticator.authenticate(header))
+    assert principal is not None and principal.is_superuser
+    scene.execute("UPDATE auth_user SET is_active = false WHERE username = 'admin'")
+    now[0] += 59
+    assert authenticator.cached(header) == principal
+    now[0] += 2
+    assert authenticator.cached(header) is None
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(authenticator.authenticate(header))
+    assert refused.value.body == {"detail": "User inactive or deleted."}
+    database.dispose()
