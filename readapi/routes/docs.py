@@ -16,6 +16,7 @@ from litestar.handlers import HTTPRouteHandler
 from readapi.models import (
     ConnectorIn,
     DatapointIn,
+    Detail,
     ScheduleIn,
     SetpointIn,
     TokenRequest,
@@ -67,25 +68,54 @@ def openapi_document(app: Litestar) -> dict[str, Any]:
     for name, schema in extra.items():
         schemas.setdefault(name, schema)
     body_by_name = dict(zip(REQUEST_BODIES, body_schemas, strict=True))
+    (detail_schema,), detail_components = msgspec.json.schema_components(
+        [Detail], ref_template="#/components/schemas/{name}"
+    )
+    for name, schema in detail_components.items():
+        schemas.setdefault(name, schema)
     for route in app.routes:
         path = _PATH_PARAMETER.sub(r"{\1}", route.path)
         for handler in getattr(route, "route_handlers", ()):
-            struct = handler.opt.get("request_struct")
-            if struct is None:
-                continue
             for method in handler.http_methods:
                 operation = document["paths"].get(path, {}).get(method.lower())
-                if operation is not None:
+                if operation is None:
+                    continue
+                struct = handler.opt.get("request_struct")
+                if struct is not None:
                     operation["requestBody"] = {
                         "required": True,
                         "content": {"application/json": {"schema": body_by_name[struct]}},
                     }
+                _document_errors(operation, handler, "{" in path, detail_schema)
     components["securitySchemes"] = {
         "basicAuth": {"type": "http", "scheme": "basic"},
         "bearerAuth": {"type": "http", "scheme": "bearer"},
     }
     document["security"] = [{"basicAuth": []}, {"bearerAuth": []}]
     return document
+
+
+def _json(description: str, schema: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _document_errors(operation: dict, handler, has_parameters: bool, detail: dict) -> None:
+    """The error answers in the original's shapes, in place of Litestar's generic one."""
+    responses = operation.setdefault("responses", {})
+    responses.pop("400", None)
+    if handler.opt.get("request_struct") or operation.get("parameters"):
+        responses["400"] = _json(
+            'Invalid input, in DRF\'s shapes: {"field": ["message"]}, ["message"] or '
+            '{"detail": "message"}',
+            {"type": ["object", "array"]},
+        )
+    if handler.guards:
+        responses["401"] = _json("No or invalid credentials", detail)
+        responses["403"] = _json("The user lacks the permission", detail)
+    if has_parameters:
+        responses["404"] = _json("No such datapoint, connector or message", detail)
+    if handler.name.endswith("-publish") or handler.name == "connector-delete":
+        responses["503"] = _json("The MQTT broker is not reachable", detail)
 
 
 def handlers(settings: Settings) -> list[HTTPRouteHandler]:
