@@ -1,0 +1,1 @@
+"""A demo connector: simulated building data over the real BEMCom MQTT protocol."""
