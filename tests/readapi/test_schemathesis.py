@@ -17,6 +17,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.readapi.conftest import ADMIN, seed_scene
 from tests.readapi.test_process import ROOT
@@ -58,6 +63,18 @@ def fuzz(operation, mode: GenerationMode, server_url: str, problems: list[str], 
         response = case.call(base_url=server_url, auth=ADMIN, timeout=30)
         label = f"{case.method} {case.formatted_path} ({mode.value})"
         statuses[response.status_code // 100] += 1
+        # The documented status codes, content types and response schemas hold.
+        try:
+            case.validate_response(
+                response,
+                checks=[
+                    status_code_conformance,
+                    content_type_conformance,
+                    response_schema_conformance,
+                ],
+            )
+        except (AssertionError, BaseExceptionGroup) as failure:  # a group of check failures
+            problems.append(f"{label}: {str(failure)[:300]}")
         if response.status_code >= 500:
             problems.append(f"{label}: {response.status_code} {response.text[:200]}")
         elif response.status_code >= 400:
