@@ -116,6 +116,8 @@ def _document_errors(operation: dict, handler, has_parameters: bool, detail: dic
         responses["404"] = _json("No such datapoint, connector or message", detail)
     if handler.name.endswith("-publish") or handler.name == "connector-delete":
         responses["503"] = _json("The MQTT broker is not reachable", detail)
+    if handler.name == "health-ready":
+        responses["503"] = _json("The database or the MQTT broker is not reachable", {})
 
 
 def handlers(settings: Settings) -> list[HTTPRouteHandler]:
