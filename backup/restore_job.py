@@ -32,21 +32,33 @@ class RestoreSummary(msgspec.Struct):
     msgs_updated: int
 
 
-def metadata_item(raw: dict, activate: bool) -> dict:
+# The metadata that makes PUT .../value/ check values (numeric, range, allowed values).
+CONSTRAINTS = {"data_format": "unknown", "min_value": None, "max_value": None}
+
+
+def metadata_item(raw: dict, activate: bool, constrained: bool = True) -> dict:
     item = {key: value for key, value in raw.items() if key != "id"}
+    if not constrained:
+        item.update(CONSTRAINTS)
+        item["allowed_values"] = None
     if activate:
         item["is_active"] = True
     return item
 
 
 def restore_metadata(
-    api: Api, raw_datapoints: list[dict], activate: bool, create: bool
+    api: Api, raw_datapoints: list[dict], activate: bool, create: bool, constrained: bool
 ) -> dict[int, int]:
-    """Backup datapoint id -> target datapoint id, for every datapoint that could be mapped."""
+    """Backup datapoint id -> target datapoint id, for every datapoint that could be mapped.
+
+    Restored in two passes: first without the constraints (constrained=False), so history
+    that ingestd stored unchecked (a connector may send 35 to a datapoint whose maximum is
+    30) is accepted by PUT; after the messages, with them.
+    """
     target = {dp.match_key: dp.id for dp in decode_metadata(api.datapoints())}
     mapping: dict[int, int] = {}
     for raw in sorted(raw_datapoints, key=lambda d: d["id"]):
-        item = metadata_item(raw, activate)
+        item = metadata_item(raw, activate, constrained)
         key = (raw["connector"]["name"], raw["key_in_connector"], raw["type"])
         response = None
         if key not in target and create:
@@ -77,7 +89,7 @@ def run_restore(
         raise ApiError(f"no datapoint_metadata_*.json.bz2 in {directory}: not a backup")
     log.info("metadata", file=metadata_file.name)
     raw_datapoints = msgspec.json.decode(read_bz2(metadata_file))
-    mapping = restore_metadata(api, raw_datapoints, activate, create)
+    mapping = restore_metadata(api, raw_datapoints, activate, create, constrained=False)
     log.info("metadata_restored", mapped=len(mapping), of=len(raw_datapoints))
 
     state = BackupState(directory)
@@ -116,6 +128,7 @@ def run_restore(
             created_total += created
             updated_total += updated
             restored += 1
+    restore_metadata(api, raw_datapoints, activate, create=False, constrained=True)
     return RestoreSummary(
         len(raw_datapoints), len(mapping), restored, skipped, created_total, updated_total
     )

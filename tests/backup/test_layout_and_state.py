@@ -96,3 +96,22 @@ def test_metadata_item_drops_the_source_id_and_activates():
         "is_active": True,
     }
     assert "is_active" not in metadata_item(raw, activate=False)
+
+
+def test_first_pass_metadata_lifts_the_value_checks():
+    raw = {
+        "id": 5,
+        "connector": {"name": "c"},
+        "key_in_connector": "k",
+        "type": "actuator",
+        "data_format": "discrete_text",
+        "allowed_values": ["on", "off"],
+        "min_value": 1.0,
+        "max_value": 2.0,
+        "unit": "x",
+    }
+    relaxed = metadata_item(raw, activate=False, constrained=False)
+    assert relaxed["data_format"] == "unknown"
+    assert relaxed["allowed_values"] is relaxed["min_value"] is relaxed["max_value"] is None
+    assert relaxed["unit"] == "x"
+    assert metadata_item(raw, activate=False) == {k: v for k, v in raw.items() if k != "id"}
