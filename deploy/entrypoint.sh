@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Container entrypoint: migrate, create the superuser, then run the chosen process.
+#
+#   bemcom-entrypoint all       ingestd and readapi in one container (the default)
+#   bemcom-entrypoint ingestd   only the MQTT -> database daemon
+#   bemcom-entrypoint readapi   only the REST API (port 8080)
+#   bemcom-entrypoint migrate   migrate and create the superuser, then exit (an init job)
+#   bemcom-entrypoint backup -b -t http://... ...   the backup tool (python -m backup)
+#   bemcom-entrypoint <anything else>               run that command (e.g. bash)
+#
+# The role may also come from BEMCOM_ROLE when no argument is given.
+set -euo pipefail
+
+PYTHON="${BEMCOM_PYTHON:-python}"
+MIGRATE_ATTEMPTS="${BEMCOM_MIGRATE_ATTEMPTS:-30}"
+MIGRATE_DELAY="${BEMCOM_MIGRATE_DELAY:-2}"
+
+log() { echo "entrypoint: $*" >&2; }
+
+migrate() {
+    # The database container may still be starting (compose starts everything at once).
+    local attempt=1
+    until "$PYTHON" -m schema migrate; do
+        if (( attempt >= MIGRATE_ATTEMPTS )); then
+            log "the database could not be migrated after $attempt attempts"
+            exit 1
+        fi
+        log "migration failed (attempt $attempt of $MIGRATE_ATTEMPTS); retrying in ${MIGRATE_DELAY}s"
+        attempt=$(( attempt + 1 ))
+        sleep "$MIGRATE_DELAY"
+    done
+}
+
+create_superuser() {
+    # As the original: only when username and password are both given. Creates the
+    # account, or sets its password to the configured one.
+    if [[ -n "${DJANGO_SUPERUSER_USERNAME:-}" && -n "${DJANGO_SUPERUSER_PASSWORD:-}" ]]; then
+        printf '%s\n' "$DJANGO_SUPERUSER_PASSWORD" | "$PYTHON" -m readapi createuser \
+            "$DJANGO_SUPERUSER_USERNAME" --superuser --email "${DJANGO_SUPERUSER_EMAIL:-}"
+    fi
+}
+
+run_both() {
+    # Two children; when either ends (or on SIGTERM/SIGINT) stop the other, exit with its code.
+    "$PYTHON" -m ingestd &
+    local ingestd_pid=$!
+    "$PYTHON" -m readapi &
+    local readapi_pid=$!
+    local stopping=0
+    trap 'stopping=1; kill -TERM "$ingestd_pid" "$readapi_pid" 2>/dev/null || true' TERM INT
+    local code=0
+    wait -n "$ingestd_pid" "$readapi_pid" || code=$?
+    if (( stopping == 0 )); then
+        log "a process exited with code $code; stopping the other"
+    fi
+    kill -TERM "$ingestd_pid" "$readapi_pid" 2>/dev/null || true
+    wait "$ingestd_pid" 2>/dev/null || true
+    wait "$readapi_pid" 2>/dev/null || true
+    if (( stopping == 1 )); then
+        exit 0
+    fi
+    exit "$code"
+}
+
+role="${1:-${BEMCOM_ROLE:-all}}"
+case "$role" in
+    migrate)
+        migrate
+        create_superuser
+        ;;
+    ingestd)
+        migrate
+        exec "$PYTHON" -m ingestd
+        ;;
+    readapi)
+        migrate
+        create_superuser
+        exec "$PYTHON" -m readapi
+        ;;
+    all)
+        migrate
+        create_superuser
+        run_both
+        ;;
+    backup)
+        shift
+        exec "$PYTHON" -m backup "$@"
+        ;;
+    *)
+        if (( $# == 0 )); then
+            log "unknown role '$role' (expected all, ingestd, readapi, migrate or backup)"
+            exit 2
+        fi
+        exec "$@"
+        ;;
+esac
