@@ -58,7 +58,11 @@ def choose_broker(
 ) -> tuple[str, int, EmbeddedBroker | None]:
     """(host, port, embedded broker or None). Raises BrokerMissing with install hints."""
     if configured:
-        return settings.mqtt_broker_host, settings.mqtt_broker_port, None
+        host, port = settings.mqtt_broker_host, settings.mqtt_broker_port
+        if not broker_answers(host, port):
+            # Not fatal: ingestd and readapi reconnect once the broker is up.
+            log.warning("broker_not_answering", host=host, port=port)
+        return host, port, None
     port = settings.mqtt_broker_port
     if broker_answers("localhost", port):
         return "localhost", port, None
