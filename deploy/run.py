@@ -75,6 +75,19 @@ def choose_broker(
     return "127.0.0.1", port, broker
 
 
+def check_ports_free(settings: Settings) -> None:
+    """Fail before starting anything when a port we serve is taken (another `make run`?)."""
+    ports = [("BEMCOM_HTTP_PORT", settings.http_port)]
+    if settings.ingestd_metrics_port:
+        ports.append(("INGESTD_METRICS_PORT", settings.ingestd_metrics_port))
+    for variable, port in ports:
+        if broker_answers("127.0.0.1", port, timeout=0.5):
+            raise RuntimeError(
+                f"something already listens on port {port} (another `make run`?). "
+                f"Stop it, or choose another port: {variable}={port + 1} make run"
+            )
+
+
 def banner(settings: Settings, admin: Credentials, broker: str, ids: dict[str, int]) -> str:
     base = f"http://localhost:{settings.http_port}{settings.root_path}"
     if admin.password is None:
@@ -125,6 +138,7 @@ def run(environ: dict[str, str]) -> int:
     migrate(engine)
     engine.dispose()
     log.info("migrated", postgres=settings.uses_postgres)
+    check_ports_free(settings)
 
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -114,6 +115,10 @@ def test_make_run_shows_demo_data_and_stops_cleanly(tmp_path: Path):
             return found if sensor_ids <= set(found) else None
 
         poll(last_values, 30, "demo values in /datapoint/last_value/")
+        health = subprocess.run(
+            [sys.executable, "-m", "deploy.healthcheck", "all"], cwd=REPO, env=env
+        )
+        assert health.returncode == 0  # the image's HEALTHCHECK, against the real processes
 
         # A command through the REST API reaches the demo, whose answer comes back in.
         sent = api.post(
@@ -144,3 +149,22 @@ def test_make_run_shows_demo_data_and_stops_cleanly(tmp_path: Path):
         api.close()
     finally:
         assert again.interrupt() == 0
+
+
+def test_a_taken_port_is_reported_before_anything_starts(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MQTT_", "BEMCOM_"))}
+        env.update(BEMCOM_DATA_DIR=str(tmp_path / "data"), BEMCOM_HTTP_PORT=str(port))
+        done = subprocess.run(
+            [sys.executable, "-m", "deploy.run"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"BEMCOM_HTTP_PORT={port + 1}" in done.stderr
