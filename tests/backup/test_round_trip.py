@@ -44,6 +44,9 @@ VALUES = [
     "42",
     '"18.0"',
     "9007199254740993",
+    "NaN",  # Python connectors send it; it must not break storage or the restore
+    "-Infinity",
+    '{"a": [1, 2.50]}',
 ]
 
 
