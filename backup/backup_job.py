@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import msgspec
@@ -48,7 +48,8 @@ def run_backup(
     show_progress: bool | None = None,
     today: date | None = None,
 ) -> BackupSummary:
-    today = today or date.today()
+    # Named by the UTC day, as the original names it.
+    today = today or datetime.now(UTC).date()
     body = api.datapoints()
     datapoints = decode_metadata(body)
     write_bz2(metadata_path(directory, today), body)
