@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 
+import msgspec
 import structlog
 from sqlalchemy.exc import OperationalError
 
 from ingestd.daemon import IngestDaemon
+from ingestd.identity import client_id_for
 from schema.database import create_sqlalchemy_engine
 from schema.log_setup import configure_logging
 from schema.migrate import migrate
@@ -43,6 +46,9 @@ def main() -> int:
         return 2
     configure_logging(settings)
     log = structlog.get_logger("ingestd")
+    settings = msgspec.structs.replace(
+        settings, ingestd_client_id=client_id_for(settings, os.environ, socket.gethostname())
+    )
     migrate_when_reachable(settings, log)
     daemon = IngestDaemon(settings)
     stop_requested = threading.Event()
