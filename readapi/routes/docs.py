@@ -12,6 +12,9 @@ from typing import Any
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.handlers import HTTPRouteHandler
+from litestar.router import Router
+from litestar.static_files import create_static_files_router
+from swagger_ui_bundle import swagger_ui_path
 
 from readapi.models import (
     ConnectorIn,
@@ -35,6 +38,9 @@ REQUEST_BODIES: dict[str, Any] = {
     "connector": ConnectorIn,
     "token": TokenRequest,
 }
+# Swagger UI's scripts are served from the installed swagger-ui-bundle package, not a CDN:
+# buildings are often offline, and the page must work there too.
+SWAGGER_ASSETS_PATH = "/static/swagger-ui"
 _PATH_PARAMETER = re.compile(r"\{(\w+):\w+\}")
 
 SWAGGER_PAGE = """<!doctype html>
@@ -42,11 +48,11 @@ SWAGGER_PAGE = """<!doctype html>
 <head>
   <meta charset="utf-8">
   <title>BEMCom API</title>
-  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+  <link rel="stylesheet" href="__ASSETS__/swagger-ui.css">
 </head>
 <body>
   <div id="swagger-ui"></div>
-  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+  <script src="__ASSETS__/swagger-ui-bundle.js"></script>
   <script>
     window.ui = SwaggerUIBundle({url: "__SCHEMA_URL__", dom_id: "#swagger-ui"});
   </script>
@@ -120,7 +126,7 @@ def _document_errors(operation: dict, handler, has_parameters: bool, detail: dic
         responses["503"] = _json("The database or the MQTT broker is not reachable", {})
 
 
-def handlers(settings: Settings) -> list[HTTPRouteHandler]:
+def handlers(settings: Settings) -> list[HTTPRouteHandler | Router]:
     @get("/schema/", name="openapi", include_in_schema=False)
     async def schema_document(request: Request) -> Response:
         cached = request.app.state.get("openapi_bytes")
@@ -131,7 +137,15 @@ def handlers(settings: Settings) -> list[HTTPRouteHandler]:
 
     @get("/", name="swagger-ui", include_in_schema=False)
     async def swagger_ui() -> Response:
-        page = SWAGGER_PAGE.replace("__SCHEMA_URL__", f"{settings.root_path}/schema/")
+        page = SWAGGER_PAGE.replace("__SCHEMA_URL__", f"{settings.root_path}/schema/").replace(
+            "__ASSETS__", f"{settings.root_path}{SWAGGER_ASSETS_PATH}"
+        )
         return Response(page, media_type=MediaType.HTML)
 
-    return [schema_document, swagger_ui]
+    assets = create_static_files_router(
+        path=SWAGGER_ASSETS_PATH,
+        directories=[swagger_ui_path],
+        name="swagger-ui-assets",
+        include_in_schema=False,
+    )
+    return [schema_document, swagger_ui, assets]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from litestar import Response, get
 
@@ -98,6 +99,12 @@ def test_openapi_and_swagger(client, scene: Scene):
     page = client.get("/", headers={"Authorization": ""})
     assert page.status_code == 200
     assert "swagger-ui" in page.text and '"/schema/"' in page.text
+    # Everything the page loads comes from this service: it must work in an offline building.
+    assert "http" not in page.text
+    for asset in re.findall(r'(?:src|href)="([^"]+)"', page.text):
+        answer = client.get(asset, headers={"Authorization": ""})
+        assert answer.status_code == 200, asset
+        assert len(answer.content) > 1000
 
 
 def test_root_path(scene: Scene, make_client):
@@ -106,6 +113,7 @@ def test_root_path(scene: Scene, make_client):
     assert client.get("/datapoint/").status_code == 404
     assert client.get("/bemcom/datapoint/last_value/").status_code == 200
     assert '"/bemcom/schema/"' in client.get("/bemcom/").text
+    assert client.get("/bemcom/static/swagger-ui/swagger-ui-bundle.js").status_code == 200
     assert "/bemcom/datapoint/{dp_id}/value" in client.get("/bemcom/schema/").json()["paths"]
 
 
