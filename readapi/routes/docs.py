@@ -6,7 +6,9 @@ hand (for DRF's messages), so their schemas are added here from the request Stru
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -14,7 +16,6 @@ from litestar import Litestar, MediaType, Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
-from swagger_ui_bundle import swagger_ui_path
 
 from readapi.models import (
     ConnectorIn,
@@ -38,9 +39,19 @@ REQUEST_BODIES: dict[str, Any] = {
     "connector": ConnectorIn,
     "token": TokenRequest,
 }
-# Swagger UI's scripts are served from the installed swagger-ui-bundle package, not a CDN:
-# buildings are often offline, and the page must work there too.
+# Swagger UI's scripts are served from the installed swagger-ui-py package (Swagger UI 5, which
+# reads OpenAPI 3.1), not a CDN: buildings are often offline, and the page must work there too.
+# Only its files are used; importing it would load its framework adapters for nothing.
 SWAGGER_ASSETS_PATH = "/static/swagger-ui"
+
+
+def swagger_ui_files() -> Path:
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
 _PATH_PARAMETER = re.compile(r"\{(\w+):\w+\}")
 
 SWAGGER_PAGE = """<!doctype html>
@@ -144,7 +155,7 @@ def handlers(settings: Settings) -> list[HTTPRouteHandler | Router]:
 
     assets = create_static_files_router(
         path=SWAGGER_ASSETS_PATH,
-        directories=[swagger_ui_path],
+        directories=[swagger_ui_files()],
         name="swagger-ui-assets",
         include_in_schema=False,
     )
