@@ -25,9 +25,10 @@ def main() -> int:
         broker.start()
         os.environ["BENCH_MQTT_PORT"] = str(broker.port)
         try:
-            from tests.bench import ingest_bench
+            from tests.bench import drain_bench, ingest_bench
 
             results.update(ingest_bench.run())
+            results.update(drain_bench.run())
             try:
                 from tests.bench import readapi_bench
             except ImportError as error:
