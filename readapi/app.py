@@ -43,4 +43,5 @@ def create_app(settings: Settings) -> Litestar:
             render_plugins=[JsonRenderPlugin()],
         ),
         debug=settings.django_debug,
+        request_max_body_size=settings.readapi_max_body_bytes,
     )

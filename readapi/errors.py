@@ -67,6 +67,9 @@ def handle_http_exception(request: Request, error: HTTPException) -> Response:
         body: Any = {"detail": NOT_FOUND}
     elif status == 405:
         body = {"detail": f'Method "{request.method}" not allowed.'}
+    elif status == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
+        body = {"detail": f"Request body too large: the limit is {limit} bytes."}
     elif status == 400 and error.extra:
         # A parameter Litestar could not parse: name it, as DRF names a bad field.
         body = {"detail": error.detail, "errors": error.extra}

@@ -1,7 +1,7 @@
 """The service's settings: read once from the environment, then passed down.
 
 The variable names and defaults are the Django service's (see the seed README), so an existing
-docker-compose file works unchanged. New options carry a BEMCOM_ or INGESTD_ prefix.
+docker-compose file works unchanged. New options carry a BEMCOM_, INGESTD_ or READAPI_ prefix.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ingestd_receive_maximum: int = 20000
     ingestd_max_batch: int = 5000
     ingestd_max_payload_bytes: int = 1_048_576
+    # A restore PUTs 10,000 messages at a time (a few MB); room for large schedules too.
+    readapi_max_body_bytes: int = 33_554_432
     log_json: bool | None = None
 
     @property
@@ -163,5 +165,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ingestd_receive_maximum=_int(env, "INGESTD_RECEIVE_MAXIMUM", 20000, 1, 65535),
         ingestd_max_batch=_int(env, "INGESTD_MAX_BATCH", 5000, minimum=1),
         ingestd_max_payload_bytes=_int(env, "INGESTD_MAX_PAYLOAD_BYTES", 1_048_576, minimum=64),
+        readapi_max_body_bytes=_int(env, "READAPI_MAX_BODY_BYTES", 33_554_432, minimum=1024),
         log_json=None if log_json_raw is None else _bool(env, "BEMCOM_LOG_JSON", False),
     )
