@@ -9,6 +9,7 @@ python -m readapi createtoken NAME    print a new API token for a user
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import multiprocessing
 import os
@@ -50,6 +51,8 @@ def prepare_in_child(settings: Settings) -> None:
 def serve(settings: Settings) -> int:
     import uvicorn
 
+    from readapi.http_protocol import DeadlineH11Protocol
+
     prepare_in_child(settings)
     # Prometheus multiprocess mode: every worker writes its samples under this directory.
     # It must be in the environment before prometheus_client is imported by a worker.
@@ -69,6 +72,9 @@ def serve(settings: Settings) -> int:
             access_log=settings.loglevel == "DEBUG",
             proxy_headers=True,
             server_header=False,
+            http=functools.partial(
+                DeadlineH11Protocol, head_timeout=settings.readapi_header_timeout_seconds
+            ),
         )
     finally:
         if own_metrics_dir is not None:

@@ -8,6 +8,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from readapi.body_deadline import BodyDeadlineMiddleware
 from readapi.errors import EXCEPTION_HANDLERS
 from readapi.hosts import AllowedHostsMiddleware, SecureCookiesMiddleware
 from readapi.metrics import MetricsMiddleware, RequestMetrics
@@ -33,6 +34,7 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[
             DefineMiddleware(AllowedHostsMiddleware, allowed_hosts=settings.django_allowed_hosts),
             DefineMiddleware(MetricsMiddleware, metrics=request_metrics),
+            DefineMiddleware(BodyDeadlineMiddleware, seconds=settings.readapi_body_timeout_seconds),
             *([DefineMiddleware(SecureCookiesMiddleware)] if settings.https_only else []),
         ],
         openapi_config=OpenAPIConfig(

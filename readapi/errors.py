@@ -63,6 +63,7 @@ def handle_api_error(_: Request, error: ApiError) -> Response:
 def handle_http_exception(request: Request, error: HTTPException) -> Response:
     """Litestar's own errors (no route, wrong method, bad parameter) in DRF's words."""
     status = error.status_code
+    headers: dict[str, str] = {}
     if status == 404:
         body: Any = {"detail": NOT_FOUND}
     elif status == 405:
@@ -70,12 +71,14 @@ def handle_http_exception(request: Request, error: HTTPException) -> Response:
     elif status == 413:
         limit = request.route_handler.resolve_request_max_body_size()
         body = {"detail": f"Request body too large: the limit is {limit} bytes."}
+        # Reading the rest of the body only to discard it is what the limit is there to avoid.
+        headers = {"Connection": "close"}
     elif status == 400 and error.extra:
         # A parameter Litestar could not parse: name it, as DRF names a bad field.
         body = {"detail": error.detail, "errors": error.extra}
     else:
         body = {"detail": error.detail}
-    headers = dict(error.headers or {})
+    headers = {**(error.headers or {}), **headers}
     if status == 401:
         headers.update(WWW_AUTHENTICATE)
     return json_response(body, status, headers or None)

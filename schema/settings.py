@@ -57,6 +57,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ingestd_max_payload_bytes: int = 1_048_576
     # A restore PUTs 10,000 messages at a time (a few MB); room for large schedules too.
     readapi_max_body_bytes: int = 33_554_432
+    readapi_header_timeout_seconds: int = 20
+    readapi_body_timeout_seconds: int = 120
     log_json: bool | None = None
 
     @property
@@ -166,5 +168,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ingestd_max_batch=_int(env, "INGESTD_MAX_BATCH", 5000, minimum=1),
         ingestd_max_payload_bytes=_int(env, "INGESTD_MAX_PAYLOAD_BYTES", 1_048_576, minimum=64),
         readapi_max_body_bytes=_int(env, "READAPI_MAX_BODY_BYTES", 33_554_432, minimum=1024),
+        readapi_header_timeout_seconds=_int(env, "READAPI_HEADER_TIMEOUT_SECONDS", 20, minimum=1),
+        readapi_body_timeout_seconds=_int(env, "READAPI_BODY_TIMEOUT_SECONDS", 120, minimum=1),
         log_json=None if log_json_raw is None else _bool(env, "BEMCOM_LOG_JSON", False),
     )

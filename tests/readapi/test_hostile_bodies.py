@@ -63,3 +63,45 @@ def test_a_bad_limit_names_its_variable():
         with pytest.raises(SettingsError) as error:
             load_settings({"READAPI_MAX_BODY_BYTES": raw})
         assert error.value.variable == "READAPI_MAX_BODY_BYTES"
+
+
+def test_the_body_deadline_ends_with_the_body():
+    """After the body, the application waits for a disconnect (while a long response streams)
+    as long as it takes; only a body still arriving is cut off."""
+    import anyio
+
+    from readapi.body_deadline import BodyDeadlineMiddleware
+    from readapi.errors import ApiError
+
+    async def scenario(messages: list[dict]) -> list:
+        received = []
+
+        async def app(scope, receive, send):
+            while True:
+                message = await receive()
+                received.append(message)
+                if message["type"] == "http.disconnect":
+                    return
+
+        async def slow_receive():
+            await anyio.sleep(0.15)
+            return messages.pop(0)
+
+        middleware = BodyDeadlineMiddleware(app, seconds=0.25)
+        try:
+            await middleware({"type": "http", "path": "/"}, slow_receive, None)
+        except ApiError as error:
+            received.append(error.status_code)
+        return received
+
+    complete = [
+        {"type": "http.request", "body": b"{}", "more_body": False},
+        {"type": "http.disconnect"},
+    ]
+    # The disconnect comes 0.3 s after the head: past the deadline, but the body was complete.
+    assert [m["type"] for m in anyio.run(scenario, list(complete))] == [
+        "http.request",
+        "http.disconnect",
+    ]
+    trickled = [{"type": "http.request", "body": b"[", "more_body": True}] * 3
+    assert anyio.run(scenario, trickled)[-1] == 408
