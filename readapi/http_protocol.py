@@ -4,12 +4,14 @@ uvicorn waits for a request head for ever (its keep-alive timer stops at the fir
 slow client costs the event loop nothing, but holds a socket and a file descriptor for as long
 as it likes, so a few thousand of them (slowloris) exhaust the process. Here the head must be
 complete within READAPI_HEADER_TIMEOUT_SECONDS. The body's deadline is an ASGI middleware
-(readapi/body_deadline.py), which can answer in the application's JSON.
+(readapi/body_deadline.py), which can answer in the application's JSON. The protocol also
+turns Nagle's algorithm off, which uvicorn leaves on with several workers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import h11
 import msgspec
@@ -26,6 +28,16 @@ def _raw_json_response(status: int, reason: bytes, body: dict) -> bytes:
         b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\nconnection: close\r\n"
         b"content-length: %d\r\n\r\n%s" % (status, reason, len(content), content)
     )
+
+
+def _disable_nagle(transport: asyncio.Transport) -> None:
+    """asyncio sets TCP_NODELAY only on sockets whose protocol number says TCP. With
+    N_WORKER_PROCESSES > 1 uvicorn binds the listening socket itself with protocol 0, so
+    Nagle stays on, and as h11 writes a response's head and body separately, every response
+    waited ~40 ms for the client's delayed ACK."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class DeadlineH11Protocol(H11Protocol):
@@ -46,6 +58,7 @@ class DeadlineH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        _disable_nagle(transport)
         self._await_head()
 
     def data_received(self, data: bytes) -> None:
