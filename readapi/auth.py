@@ -2,7 +2,9 @@
 
 Argon2 is slow by design, so a verified credential is remembered for a minute, keyed by a
 SHA-256 of the whole Authorization header: the header itself is never kept, and a changed
-password or a revoked token takes effect within that minute.
+password or a revoked token takes effect within that minute. Password guessing is throttled
+(readapi/login_throttle.py) after that cache: a credential verified within the minute is
+never refused for someone else's failures.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ import time
 from collections.abc import Callable
 
 import anyio.to_thread
+import structlog
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
 from readapi.accounts import Principal, principal_of, user_by_name, user_by_token
 from readapi.db import Database
-from readapi.errors import PERMISSION_DENIED, detail, not_authenticated
+from readapi.errors import PERMISSION_DENIED, detail, not_authenticated, throttled
+from readapi.login_throttle import LoginThrottle
 from readapi.passwords import verify_password
+
+log = structlog.get_logger("readapi")
 
 CACHE_SECONDS = 60.0
 CACHE_MAX_ENTRIES = 10_000
@@ -31,9 +37,15 @@ TOKEN_KEYWORDS = ("bearer", "token")  # DRF's own keyword is "Token"; BEMCom cli
 class Authenticator:
     """Turns an Authorization header into a Principal (or None for no credentials)."""
 
-    def __init__(self, database: Database, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Callable[[], float] = time.monotonic,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
         self.database = database
         self.clock = clock
+        self.throttle = throttle
         self._cache: dict[bytes, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
@@ -43,22 +55,24 @@ class Authenticator:
             return None
         return entry[1]
 
-    async def authenticate(self, header: str | None) -> Principal | None:
+    async def authenticate(
+        self, header: str | None, client_ip: str | None = None
+    ) -> Principal | None:
         if not header:
             return None
         principal = self.cached(header)
         if principal is not None:
             return principal
         # Hashing and the database lookups block: keep them off the event loop.
-        return await anyio.to_thread.run_sync(self.authenticate_sync, header)
+        return await anyio.to_thread.run_sync(self.authenticate_sync, header, client_ip)
 
-    def authenticate_sync(self, header: str) -> Principal | None:
+    def authenticate_sync(self, header: str, client_ip: str | None = None) -> Principal | None:
         parts = header.split()
         if not parts:
             return None
         scheme = parts[0].lower()
         if scheme == "basic":
-            principal = self._basic(parts)
+            principal = self._basic(parts, client_ip)
         elif scheme in TOKEN_KEYWORDS:
             principal = self._token(parts)
         else:
@@ -66,19 +80,30 @@ class Authenticator:
         self._remember(header, principal)
         return principal
 
-    def verify_credentials(self, username: str, password: str) -> Principal:
-        if "\x00" in username:  # no such user can exist, and PostgreSQL refuses NUL
-            verify_password(None, password)
+    def verify_credentials(
+        self, username: str, password: str, client_ip: str | None = None
+    ) -> Principal:
+        """The user of a username and password, or 401; 429 while guessing is throttled."""
+        standing = self.throttle.check(username, client_ip) if self.throttle else None
+        if standing is not None and standing.retry_after is not None:
+            log.info("login_throttled", client=client_ip, retry_after=standing.retry_after)
+            raise throttled(standing.retry_after)
+        user = None
+        if "\x00" not in username:  # no such user can exist, and PostgreSQL refuses NUL
+            with self.database.connect() as connection:
+                user = user_by_name(connection, username)
+        if not verify_password(user.password if user else None, password):
+            if self.throttle:
+                self.throttle.record_failure(username, client_ip)
             raise not_authenticated("Invalid username/password.")
+        if not user.is_active:
+            raise not_authenticated("User inactive or deleted.")
+        if standing is not None and standing.user_failures:
+            self.throttle.clear(username)
         with self.database.connect() as connection:
-            user = user_by_name(connection, username)
-            if user is None or not verify_password(user.password if user else None, password):
-                raise not_authenticated("Invalid username/password.")
-            if not user.is_active:
-                raise not_authenticated("User inactive or deleted.")
             return principal_of(connection, user)
 
-    def _basic(self, parts: list[str]) -> Principal:
+    def _basic(self, parts: list[str], client_ip: str | None) -> Principal:
         if len(parts) == 1:
             raise not_authenticated("Invalid basic header. No credentials provided.")
         if len(parts) > 2:
@@ -96,7 +121,7 @@ class Authenticator:
                 "Invalid basic header. Credentials not correctly base64 encoded."
             ) from None
         username, _, password = decoded.partition(":")
-        return self.verify_credentials(username, password)
+        return self.verify_credentials(username, password, client_ip)
 
     def _token(self, parts: list[str]) -> Principal:
         if len(parts) == 1:
@@ -135,7 +160,10 @@ async def permission_guard(connection: ASGIConnection, handler: BaseRouteHandler
     The codename may depend on the method (`opt["permissions"]` maps method -> codename).
     """
     authenticator: Authenticator = connection.app.state.services.authenticator
-    principal = await authenticator.authenticate(connection.headers.get("authorization"))
+    principal = await authenticator.authenticate(
+        connection.headers.get("authorization"),
+        connection.client.host if connection.client else None,
+    )
     if principal is None:
         raise not_authenticated()
     codename = handler.opt.get("permission")

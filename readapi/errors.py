@@ -43,6 +43,16 @@ def not_authenticated(message: str = NOT_AUTHENTICATED) -> ApiError:
     return detail(401, message, WWW_AUTHENTICATE)
 
 
+def throttled(seconds: int) -> ApiError:
+    """DRF's answer when a throttle refuses a request."""
+    unit = "second" if seconds == 1 else "seconds"
+    return detail(
+        429,
+        f"Request was throttled. Expected available in {seconds} {unit}.",
+        {"Retry-After": str(seconds)},
+    )
+
+
 def field_error(field: str, message: str) -> ApiError:
     return ApiError(400, {field: [message]})
 

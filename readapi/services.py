@@ -10,6 +10,7 @@ import structlog
 
 from readapi.auth import Authenticator
 from readapi.db import Database, open_database
+from readapi.login_throttle import LoginThrottle
 from readapi.metrics import RequestMetrics
 from readapi.publisher import Publisher
 from schema.settings import Settings
@@ -27,7 +28,9 @@ class Services:
 
     def start(self) -> None:
         self.database = open_database(self.settings)
-        self.authenticator = Authenticator(self.database)
+        self.authenticator = Authenticator(
+            self.database, throttle=LoginThrottle.from_settings(self.database, self.settings)
+        )
         self.publisher = Publisher(self.settings)
         self.publisher.start()
         log.info(

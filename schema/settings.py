@@ -59,6 +59,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     readapi_max_body_bytes: int = 33_554_432
     readapi_header_timeout_seconds: int = 20
     readapi_body_timeout_seconds: int = 120
+    # 0 turns a limit off.
+    readapi_login_max_failures: int = 10
+    readapi_login_max_failures_per_ip: int = 100
+    readapi_login_throttle_seconds: int = 300
     log_json: bool | None = None
 
     @property
@@ -170,5 +174,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         readapi_max_body_bytes=_int(env, "READAPI_MAX_BODY_BYTES", 33_554_432, minimum=1024),
         readapi_header_timeout_seconds=_int(env, "READAPI_HEADER_TIMEOUT_SECONDS", 20, minimum=1),
         readapi_body_timeout_seconds=_int(env, "READAPI_BODY_TIMEOUT_SECONDS", 120, minimum=1),
+        readapi_login_max_failures=_int(env, "READAPI_LOGIN_MAX_FAILURES", 10),
+        readapi_login_max_failures_per_ip=_int(env, "READAPI_LOGIN_MAX_FAILURES_PER_IP", 100),
+        readapi_login_throttle_seconds=_int(
+            env, "READAPI_LOGIN_THROTTLE_SECONDS", 300, minimum=1, maximum=86_400
+        ),
         log_json=None if log_json_raw is None else _bool(env, "BEMCOM_LOG_JSON", False),
     )

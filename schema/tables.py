@@ -311,6 +311,16 @@ api_token = Table(
     Column("label", String(255), nullable=False, default=""),
 )
 
+# Failed logins in the current window, per username and per client address (keyed by a
+# SHA-256, so neither is stored): readapi's brute-force throttle, shared by its workers.
+login_failure = Table(
+    "login_failure",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start_ms", BigInteger, nullable=False),
+)
+
 service_state = Table(
     "service_state",
     metadata,

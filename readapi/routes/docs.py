@@ -134,6 +134,8 @@ def _document_errors(operation: dict, handler, has_parameters: bool, detail: dic
     if handler.guards:
         responses["401"] = _json("No or invalid credentials", detail)
         responses["403"] = _json("The user lacks the permission", detail)
+    if handler.guards or handler.name == "token-create":
+        responses["429"] = _json("Too many failed logins: wait for Retry-After seconds", detail)
     if has_parameters:
         responses["404"] = _json("No such datapoint, connector or message", detail)
     if handler.name.endswith("-publish") or handler.name == "connector-delete":

@@ -18,7 +18,7 @@ from schema.settings import Settings
 BAD_CREDENTIALS = {"non_field_errors": ["Unable to log in with provided credentials."]}
 
 
-def _issue(services: Services, data) -> Response:
+def _issue(services: Services, data, client_ip: str | None) -> Response:
     try:
         body = require_dict(data)
     except Invalid as error:
@@ -34,9 +34,11 @@ def _issue(services: Services, data) -> Response:
         raise ApiError(400, errors)
     try:
         principal = services.authenticator.verify_credentials(
-            fields["username"], fields["password"]
+            fields["username"], fields["password"], client_ip
         )
-    except ApiError:
+    except ApiError as error:
+        if error.status_code == 429:
+            raise
         raise ApiError(400, BAD_CREDENTIALS) from None
     with services.database.begin() as connection:
         token = create_token(connection, principal.user_id, label="POST /auth/token/")
@@ -54,6 +56,7 @@ def handlers(settings: Settings) -> list[HTTPRouteHandler]:
     )
     async def issue_token(request: Request) -> Response[TokenOut]:
         data = parse_json_body(await request.body(), request.headers.get("content-type"))
-        return await in_thread(_issue, services_of(request), data)
+        client_ip = request.client.host if request.client else None
+        return await in_thread(_issue, services_of(request), data, client_ip)
 
     return [issue_token]

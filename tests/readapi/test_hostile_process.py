@@ -4,6 +4,7 @@ Slow clients (slowloris: heads and bodies trickled a few bytes at a time) must n
 anyone else, and are cut off by READAPI_HEADER_TIMEOUT_SECONDS / READAPI_BODY_TIMEOUT_SECONDS;
 oversized bodies are refused with 413 whether announced or streamed chunked; malformed HTTP
 gets a JSON 400. The timeouts are shortened to 2 s here so that the test stays fast.
+Password guessing is throttled across both workers (the failure counts are in the database).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tests.support.broker import free_port, wait_for_port
 TIMEOUT_S = 2.0
 MAX_BODY = 65_536
 SLOW_CLIENTS = 50
+LOGIN_FAILURES = 3
 AUTH = "Basic " + base64.b64encode(":".join(ADMIN).encode()).decode()
 
 
@@ -54,7 +56,9 @@ def served(pg_template: str) -> Iterator[Served]:
         DJANGOAPIDB_USER=os.environ.get("BEMCOM_TEST_PG_USER", "postgres"),
         DJANGOAPIDB_DBNAME=name,
     )
-    seed_scene(env, f"test-{secrets.token_hex(5)}").engine.dispose()
+    scene = seed_scene(env, f"test-{secrets.token_hex(5)}")
+    scene.user("victim", "view_datapoint")
+    scene.engine.dispose()
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "readapi"],
@@ -68,6 +72,7 @@ def served(pg_template: str) -> Iterator[Served]:
             "READAPI_HEADER_TIMEOUT_SECONDS": str(int(TIMEOUT_S)),
             "READAPI_BODY_TIMEOUT_SECONDS": str(int(TIMEOUT_S)),
             "READAPI_MAX_BODY_BYTES": str(MAX_BODY),
+            "READAPI_LOGIN_MAX_FAILURES": str(LOGIN_FAILURES),
         },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -268,3 +273,18 @@ def test_malformed_http_is_answered_in_json(served: Served, request_bytes: bytes
     status, body = status_and_json(raw)
     assert status == 400
     assert body == {"detail": "Invalid HTTP request received."}
+
+
+def test_login_throttle_holds_across_worker_processes(served: Served):
+    def attempt(password: str) -> httpx.Response:
+        # A new connection each time: either worker may take it.
+        with httpx.Client(base_url=served.url, timeout=10) as client:
+            return client.get("/datapoint/", auth=("victim", password))
+
+    for guess in range(LOGIN_FAILURES):
+        assert attempt(f"guess{guess}").status_code == 401
+    for _ in range(6):
+        refused = attempt("pass")
+        assert refused.status_code == 429
+        assert refused.json()["detail"].startswith("Request was throttled.")
+        assert 0 < int(refused.headers["retry-after"]) <= 300
