@@ -18,7 +18,7 @@ from litestar.response import Stream
 from readapi import reads, writes
 from readapi.auth import permission_guard
 from readapi.body import parse_json_body
-from readapi.db import MAX_ID
+from readapi.db import MAX_ID, MAX_MS, MIN_MS
 from readapi.errors import ApiError, detail, not_found
 from readapi.filters import parse_bucketing, parse_id_list, parse_time_range
 from readapi.models import (
@@ -136,8 +136,16 @@ def _upsert(services: Services, kind: str, dp_id: int, data: Any) -> Response:
     return json_bytes(encode(PutMsgSummary(created, updated)))
 
 
+def _check_timestamp(timestamp: int) -> None:
+    """No message can exist outside the range a timestamp column holds; binding such a
+    number would be a driver error (an overflow), not a 404."""
+    if not MIN_MS <= timestamp <= MAX_MS:
+        raise not_found()
+
+
 def _retrieve(services: Services, kind: str, dp_id: int, timestamp: int) -> Response:
     datapoint_or_404(services, dp_id)
+    _check_timestamp(timestamp)
     body = reads.one_message(services.database, kind, dp_id, timestamp)
     if body is None:
         raise not_found()
@@ -146,6 +154,7 @@ def _retrieve(services: Services, kind: str, dp_id: int, timestamp: int) -> Resp
 
 def _delete(services: Services, kind: str, dp_id: int, timestamp: int) -> None:
     datapoint_or_404(services, dp_id)
+    _check_timestamp(timestamp)
     if not writes.delete_message(services.database, kind, dp_id, timestamp):
         raise not_found()
 
