@@ -8,6 +8,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from readapi.admin.mount import handlers as admin_handlers
 from readapi.body_deadline import BodyDeadlineMiddleware
 from readapi.errors import EXCEPTION_HANDLERS
 from readapi.hosts import AllowedHostsMiddleware, SecureCookiesMiddleware
@@ -24,6 +25,7 @@ def create_app(settings: Settings) -> Litestar:
     request_metrics = RequestMetrics()
     services = Services(settings, request_metrics)
     route_handlers = [h for module in ROUTE_MODULES for h in module.handlers(settings)]
+    route_handlers += admin_handlers(settings, services)
     root = Router(path=settings.root_path or "/", route_handlers=route_handlers)
     return Litestar(
         route_handlers=[root],

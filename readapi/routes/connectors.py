@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from readapi import datapoints_store as store
 from readapi.auth import permission_guard
 from readapi.body import parse_json_body
-from readapi.db import MAX_ID
+from readapi.connector_removal import remove_connector
 from readapi.errors import ApiError, detail, not_found
 from readapi.models import ConnectorOut
 from readapi.publisher import BrokerUnavailable
@@ -20,10 +20,9 @@ from readapi.routes.common import in_thread, json_bytes, services_of
 from readapi.services import Services
 from readapi.validation import MISSING, Invalid, char_field, require_dict
 from schema.settings import Settings
-from schema.topics import connector_name_problem, connector_topics, datapoint_map_topic
+from schema.topics import connector_name_problem, connector_topics
 
 TAGS = ["Connector"]
-EMPTY_DATAPOINT_MAP = b'{"sensor": {}, "actuator": {}}'
 
 
 def connector_out(connector_id: int, name: str) -> ConnectorOut:
@@ -57,21 +56,12 @@ def _create(services: Services, data) -> Response:
 
 
 def _delete(services: Services, connector_id: int) -> None:
-    with services.database.connect() as connection:
-        found = (
-            store.get_connector(connection, connector_id) if 0 < connector_id <= MAX_ID else None
-        )
-    if found is None:
-        raise not_found()
-    # Tell the connector to stop sending before its datapoints disappear.
     try:
-        services.publisher.publish(
-            datapoint_map_topic(found[1]), EMPTY_DATAPOINT_MAP, qos=2, retain=True
-        )
+        removed = remove_connector(services, connector_id)
     except BrokerUnavailable as error:
         raise detail(503, f"The message broker is not reachable: {error}") from None
-    with services.database.begin() as connection:
-        store.delete_connector(connection, connector_id)
+    if removed is None:
+        raise not_found()
 
 
 def handlers(settings: Settings) -> list[HTTPRouteHandler]:

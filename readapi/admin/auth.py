@@ -1,0 +1,147 @@
+"""Admin login: the API's users and argon2 hashes, a signed session cookie, Django's rules.
+
+Like Django's admin, only active staff accounts (is_staff, or superusers) may log in. The
+session holds the user id and a fingerprint of the password hash, so changing a password
+ends that user's other sessions, as Django's session auth hash does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+
+import anyio.to_thread
+import msgspec
+import structlog
+from sqladmin.authentication import AuthenticationBackend
+from sqlalchemy import Engine, select, update
+from starlette.requests import Request
+
+from readapi.accounts import Principal, permissions_of
+from readapi.passwords import verify_password
+from schema.tables import auth_user
+
+log = structlog.get_logger("readapi.admin")
+
+LOGIN_FAILED = (
+    "Please enter the correct username and password for a staff account. "
+    "Note that both fields may be case-sensitive."
+)
+SESSION_DAYS = 14  # Django's SESSION_COOKIE_AGE
+
+
+class AdminUser(msgspec.Struct, frozen=True):
+    id: int
+    username: str
+    password: str
+    is_active: bool
+    is_staff: bool
+    is_superuser: bool
+
+    @property
+    def may_log_in(self) -> bool:
+        return self.is_active and (self.is_staff or self.is_superuser)
+
+
+def _user_query():
+    u = auth_user.c
+    return select(u.id, u.username, u.password, u.is_active, u.is_staff, u.is_superuser)
+
+
+def password_fingerprint(secret: str, password_hash: str) -> str:
+    return hmac.new(secret.encode(), password_hash.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class AdminAuthentication(AuthenticationBackend):
+    def __init__(self, engine_of, secret: str, *, cookie_path: str, https_only: bool) -> None:
+        super().__init__(
+            secret,
+            session_cookie="bemcom_admin_session",
+            max_age=SESSION_DAYS * 86400,
+            path=cookie_path,
+            same_site="lax",
+            https_only=https_only,
+        )
+        self.engine_of = engine_of
+        self.secret = secret
+
+    # --- blocking parts, run in a worker thread -------------------------------------------
+
+    def _check_login(self, username: str, password: str) -> AdminUser | None:
+        engine: Engine = self.engine_of()
+        user = None
+        if "\x00" not in username and len(username) <= 150:
+            with engine.connect() as connection:
+                row = connection.execute(_user_query().where(auth_user.c.username == username))
+                found = row.first()
+                user = AdminUser(*found) if found else None
+        # verify_password(None, ...) hashes anyway: an unknown name costs a wrong password's time.
+        if not verify_password(user.password if user else None, password):
+            return None
+        if not user.may_log_in:
+            return None
+        with engine.begin() as connection:
+            connection.execute(
+                update(auth_user).where(auth_user.c.id == user.id).values(last_login=_now_ms())
+            )
+        return user
+
+    def _load(self, user_id: int, fingerprint: str) -> tuple[AdminUser, Principal] | None:
+        with self.engine_of().connect() as connection:
+            found = connection.execute(_user_query().where(auth_user.c.id == user_id)).first()
+            if not found:
+                return None
+            user = AdminUser(*found)
+            expected = password_fingerprint(self.secret, user.password)
+            if not user.may_log_in or not hmac.compare_digest(expected, fingerprint):
+                return None
+            permissions = permissions_of(connection, user.id)
+        return user, Principal(user.id, user.username, user.is_superuser, permissions)
+
+    # --- sqladmin's hooks ---------------------------------------------------------------
+
+    async def login(self, request: Request) -> bool:
+        form = await request.form()
+        username = str(form.get("username", "")).strip()
+        password = str(form.get("password", ""))
+        user = await anyio.to_thread.run_sync(self._check_login, username, password)
+        if user is None:
+            log.info("admin_login_failed", username=username[:150])
+            return False
+        # A new session on login: nothing from before (a planted cookie) carries over.
+        request.session.clear()
+        request.session.update(
+            {
+                "user_id": user.id,
+                "auth": password_fingerprint(self.secret, user.password),
+                "csrf": secrets.token_urlsafe(32),
+            }
+        )
+        log.info("admin_login", username=user.username)
+        return True
+
+    async def logout(self, request: Request) -> bool:
+        request.session.clear()
+        return True
+
+    async def authenticate(self, request: Request) -> bool:
+        user_id = request.session.get("user_id")
+        fingerprint = request.session.get("auth")
+        if not isinstance(user_id, int) or not isinstance(fingerprint, str):
+            return False
+        loaded = await anyio.to_thread.run_sync(self._load, user_id, fingerprint)
+        if loaded is None:
+            request.session.clear()
+            return False
+        request.state.admin_user, request.state.principal = loaded
+        return True
+
+
+def principal_of(request: Request) -> Principal | None:
+    return getattr(request.state, "principal", None)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,73 @@
+"""How the admin pages write times, ages and values (all stored as ms and JSON text)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from schema.values import join_value
+
+LOG_LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
+MAX_SHOWN_CHARS = 120
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def when(ms: int | None) -> str:
+    """An epoch-ms timestamp as UTC text; "" for none."""
+    if ms is None:
+        return ""
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{ms} ms"
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def duration(ms: int) -> str:
+    """A span, coarsely: "4 s", "3 min", "2 h 5 min", "6 days"."""
+    seconds = abs(ms) // 1000
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h {minutes % 60} min"
+    return f"{hours // 24} days"
+
+
+def age(ms: int | None, now: int | None = None) -> str:
+    """ "12 s ago" or "in 30 s"; "" for none."""
+    if ms is None:
+        return ""
+    delta = (now if now is not None else now_ms()) - ms
+    return f"{duration(delta)} ago" if delta >= 0 else f"in {duration(delta)}"
+
+
+def stored_value(value_num: float | None, value_raw: str | None) -> str:
+    """A stored value as the JSON the connector sent, shortened for a table cell."""
+    return shorten(join_value(value_num, value_raw))
+
+
+def shorten(text: str | None, limit: int = MAX_SHOWN_CHARS) -> str:
+    if text is None:
+        return ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def level_name(level: int) -> str:
+    return LOG_LEVELS.get(level, str(level))
+
+
+TEMPLATE_HELPERS = {
+    "when": when,
+    "age": age,
+    "now_ms": now_ms,
+    "shorten": shorten,
+    "level_name": level_name,
+    "stored_value": stored_value,
+}

@@ -1,0 +1,105 @@
+"""The admin site of one application: sqladmin's Admin with our views, login and CSRF.
+
+Built once per application, on its first admin request (the database, which may hold the
+session key, is open by then). View classes are subclassed per site, because sqladmin
+stores the site on the view class: two applications in one process stay apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio.to_thread
+from sqladmin import Admin
+from sqladmin.authentication import login_required
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from readapi.admin import formatting, queries
+from readapi.admin.auth import LOGIN_FAILED, AdminAuthentication
+from readapi.admin.csrf import CsrfMiddleware, csrf_token
+from readapi.admin.errors import ErrorPagesMiddleware
+from readapi.admin.formatting import now_ms
+from readapi.admin.permissions import CodenameAuthorization, has
+from readapi.admin.views import views_for
+from readapi.services import Services
+from schema.settings import Settings
+
+TEMPLATES = Path(__file__).parent / "templates"
+MOUNT = "/admin"
+
+
+class BemcomAdmin(Admin):
+    """sqladmin's Admin, knowing the services its custom pages use; our start page and
+    login page."""
+
+    services: Services
+    settings: Settings
+
+    @login_required
+    async def index(self, request: Request) -> Response:
+        connectors = []
+        if has(request, "view_connector"):
+
+            def load():
+                with self.services.database.connect() as connection:
+                    return queries.connector_overview(connection)
+
+            connectors = await anyio.to_thread.run_sync(load)
+        return await self.templates.TemplateResponse(
+            request,
+            "bemcom/index.html",
+            {
+                "connectors": connectors,
+                "now": now_ms(),
+                "title": "Overview",
+                "can_view_connectors": has(request, "view_connector"),
+                "can_add_connector": has(request, "add_connector"),
+            },
+        )
+
+    async def login(self, request: Request) -> Response:
+        if request.method == "GET":
+            return await self.templates.TemplateResponse(request, "sqladmin/login.html")
+        if await self.authentication_backend.login(request):
+            return RedirectResponse(request.url_for("admin:index"), status_code=302)
+        return await self.templates.TemplateResponse(
+            request, "sqladmin/login.html", {"error": LOGIN_FAILED}, status_code=400
+        )
+
+
+def build_site(settings: Settings, services: Services, secret: str) -> Starlette:
+    """An ASGI app serving `<ROOT_PATH>/admin/...` (it sees full paths, root_path set)."""
+    outer = Starlette()
+    authentication = AdminAuthentication(
+        lambda: services.database.engine,
+        secret,
+        cookie_path=f"{settings.root_path}{MOUNT}",
+        https_only=settings.https_only,
+    )
+    # Inside the session middleware, so the token check can read the session.
+    authentication.middlewares.append(Middleware(CsrfMiddleware))
+    authorization = CodenameAuthorization()
+    admin = BemcomAdmin(
+        outer,
+        engine=services.database.engine,
+        base_url=MOUNT,
+        title="BEMCom",
+        templates_dir=str(TEMPLATES),
+        authentication_backend=authentication,
+        authorization_backend=authorization,
+        middlewares=[Middleware(ErrorPagesMiddleware, debug=settings.django_debug)],
+    )
+    admin.services = services
+    admin.settings = settings
+    globals_ = admin.templates.env.globals
+    globals_["csrf_token"] = csrf_token
+    globals_["settings"] = settings
+    globals_.update(formatting.TEMPLATE_HELPERS)
+    for view in views_for(settings):
+        site_view = type(view.__name__, (view,), {})
+        authorization.register(site_view.identity, site_view.permission_model)
+        admin.add_view(site_view)
+    return outer

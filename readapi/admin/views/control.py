@@ -1,0 +1,65 @@
+"""ACTIVATE_CONTROL_EXTENSION: controllers and their controlled datapoints (sensor ->
+actuator pairs). A change bumps the control-plane version (database triggers), and ingestd
+republishes that controller's controlled datapoints."""
+
+from __future__ import annotations
+
+from sqladmin.filters import BooleanFilter
+from wtforms import ValidationError, validators
+
+from readapi.admin.orm import ControlledDatapoint, Controller
+from readapi.admin.validators import MqttName, Unique
+from readapi.admin.views.base import BemcomModelView
+from schema import tables
+
+
+class ControllerAdmin(BemcomModelView, model=Controller):
+    permission_model = "controller"
+    name = "Controller"
+    icon = "fa-solid fa-sliders"
+    category = "Control"
+    column_list = ["id", "name", "controlled_datapoints"]
+    column_labels = {"controlled_datapoints": "Controlled datapoints"}
+    column_searchable_list = ["name"]
+    column_sortable_list = ["id", "name"]
+    form_columns = ["name"]
+    form_args = {
+        "name": {
+            "validators": [
+                validators.InputRequired(),
+                MqttName(),
+                Unique(tables.controller.c.name, "controller with this name already exists."),
+            ],
+            "description": "The controller reads its pairs from NAME/controlled_datapoints.",
+        }
+    }
+
+
+def _of_type(expected: str):
+    def check(form, field) -> None:
+        if field.data is not None and field.data.type != expected:
+            raise ValidationError(f"Select a datapoint of type {expected}.")
+
+    return check
+
+
+class ControlledDatapointAdmin(BemcomModelView, model=ControlledDatapoint):
+    permission_model = "controlleddatapoint"
+    name = "Controlled datapoint"
+    icon = "fa-solid fa-arrows-left-right"
+    category = "Control"
+    column_list = ["id", "controller", "sensor_datapoint", "actuator_datapoint", "is_active"]
+    column_labels = {
+        "sensor_datapoint": "Sensor",
+        "actuator_datapoint": "Actuator",
+        "is_active": "Active",
+    }
+    column_filters = [BooleanFilter(ControlledDatapoint.is_active, title="Active")]
+    form_columns = ["controller", "sensor_datapoint", "actuator_datapoint", "is_active"]
+    form_args = {
+        "controller": {"validators": [validators.InputRequired()]},
+        "sensor_datapoint": {"validators": [validators.InputRequired(), _of_type("sensor")]},
+        "actuator_datapoint": {
+            "validators": [validators.InputRequired(), _of_type("actuator")],
+        },
+    }

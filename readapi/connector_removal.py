@@ -1,0 +1,34 @@
+"""Deleting a connector, for the REST API and the admin UI alike.
+
+The empty datapoint map is published (retained, QoS 2) before the rows go: the connector
+stops sending before its datapoints disappear, and nothing arrives for topics no longer
+known. If the broker cannot take the map, nothing is deleted.
+"""
+
+from __future__ import annotations
+
+from readapi import datapoints_store as store
+from readapi.db import MAX_ID
+from readapi.services import Services
+from schema.topics import datapoint_map_topic
+
+EMPTY_DATAPOINT_MAP = b'{"sensor": {}, "actuator": {}}'
+
+
+def remove_connector(services: Services, connector_id: int) -> str | None:
+    """Delete the connector; its name, or None if there is none with this id.
+
+    Raises readapi.publisher.BrokerUnavailable when the empty map could not be published.
+    """
+    if not 0 < connector_id <= MAX_ID:
+        return None
+    with services.database.connect() as connection:
+        found = store.get_connector(connection, connector_id)
+    if found is None:
+        return None
+    services.publisher.publish(
+        datapoint_map_topic(found[1]), EMPTY_DATAPOINT_MAP, qos=2, retain=True
+    )
+    with services.database.begin() as connection:
+        store.delete_connector(connection, connector_id)
+    return found[1]

@@ -1,0 +1,136 @@
+"""Logging in and out, and sessions that every worker and every restart accept."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import text, update
+
+from readapi.admin.auth import LOGIN_FAILED
+from readapi.admin.secret_key import STATE_KEY, session_secret
+from readapi.passwords import hash_password
+from schema.tables import auth_user
+from tests.admin.conftest import AdminClient, AdminScene
+
+
+def test_login_logout_and_refusals(admin_scene: AdminScene, make_admin_client):
+    client = make_admin_client(admin_scene)
+    # Anonymous: every page leads to the login page.
+    response = client.get("connector/list", follow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["location"].endswith("/admin/login")
+    page = client.get("login")
+    assert page.status_code == 200 and 'name="password"' in page.text
+
+    wrong = client.login("admin", "wrong")
+    assert wrong.status_code == 400 and LOGIN_FAILED in wrong.text
+    unknown = client.login("nobody-like-this", "pass")
+    assert unknown.status_code == 400 and LOGIN_FAILED in unknown.text
+    # Not staff: the API user may not log in here (Django's rule), same message.
+    outsider = client.login("outsider")
+    assert outsider.status_code == 400 and LOGIN_FAILED in outsider.text
+
+    ok = client.login("admin")
+    assert ok.status_code == 302 and ok.headers["location"].endswith("/admin/")
+    home = client.get("")
+    assert home.status_code == 200 and "Connectors" in home.text and "Logout" in home.text
+
+    client.get("logout")
+    assert client.get("", follow_redirects=False).status_code == 302
+
+
+def test_inactive_user_or_changed_password_ends_the_session(
+    admin_scene: AdminScene, make_admin_client
+):
+    client = make_admin_client(admin_scene)
+    assert client.login("editor").status_code == 302
+    assert client.get("connector/list").status_code == 200
+    with admin_scene.engine.begin() as connection:
+        connection.execute(
+            update(auth_user)
+            .where(auth_user.c.username == "editor")
+            .values(password=hash_password("new"))
+        )
+    assert client.get("connector/list", follow_redirects=False).status_code == 302
+    assert client.login("editor", "new").status_code == 302
+    with admin_scene.engine.begin() as connection:
+        connection.execute(
+            update(auth_user).where(auth_user.c.username == "editor").values(is_active=False)
+        )
+    assert client.get("connector/list", follow_redirects=False).status_code == 302
+
+
+def test_session_holds_across_workers_and_restarts(admin_scene: AdminScene, make_admin_client):
+    first = make_admin_client(admin_scene)
+    assert first.login("admin").status_code == 302
+    cookies = dict(first.client.cookies)
+    assert "bemcom_admin_session" in cookies
+    # Another worker process: its own application on the same database.
+    second = make_admin_client(admin_scene)
+    second.client.cookies.update(cookies)
+    assert second.get("connector/list").status_code == 200
+    # A restart: the first application stops, a new one starts.
+    first.client.__exit__(None, None, None)
+    third = make_admin_client(admin_scene)
+    third.client.cookies.update(cookies)
+    assert third.get("connector/list").status_code == 200
+    # The key was generated once and kept.
+    assert admin_scene.scalar("SELECT count(*) FROM service_state WHERE key = :k", k=STATE_KEY) == 1
+
+
+def test_secret_from_the_environment(admin_scene: AdminScene, make_admin_client):
+    configured = make_admin_client(admin_scene, DJANGO_SECRET_KEY="k" * 50)
+    assert configured.login("admin").status_code == 302
+    cookies = dict(configured.client.cookies)
+    same_key = make_admin_client(admin_scene, DJANGO_SECRET_KEY="k" * 50)
+    same_key.client.cookies.update(cookies)
+    assert same_key.get("connector/list").status_code == 200
+    # Signed with the configured key, the cookie means nothing to the generated key.
+    generated = make_admin_client(admin_scene)
+    generated.client.cookies.update(cookies)
+    assert generated.get("connector/list", follow_redirects=False).status_code == 302
+    assert admin_scene.scalar("SELECT count(*) FROM service_state") == 1  # generated's own
+
+
+def test_concurrent_workers_agree_on_one_generated_key(admin_scene: AdminScene):
+    with admin_scene.engine.begin() as connection:
+        connection.execute(text("DELETE FROM service_state"))
+    keys: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: keys.append(session_secret(admin_scene.engine, None)))
+        for _ in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(keys) == 6 and len(set(keys)) == 1
+
+
+def test_cookie_attributes(admin_scene: AdminScene, make_admin_client):
+    plain = make_admin_client(admin_scene)
+    response = plain.login("admin")
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/admin" in cookie
+    assert "secure" not in cookie
+    # Behind the TLS proxy HTTPS_ONLY asks for; the client keeps Secure cookies for https.
+    secure = make_admin_client(admin_scene, base_url="https://testserver", HTTPS_ONLY="TRUE")
+    cookie = secure.login("admin").headers["set-cookie"].lower()
+    assert "; secure" in cookie and "httponly" in cookie
+
+
+def test_under_root_path(admin_scene: AdminScene, make_admin_client):
+    client: AdminClient = make_admin_client(admin_scene, ROOT_PATH="bemcom/")
+    assert client.root == "/bemcom/admin"
+    redirect = client.get("", follow_redirects=False)
+    assert redirect.headers["location"] == "http://testserver/bemcom/admin/login"
+    response = client.login("admin")
+    assert response.headers["location"] == "http://testserver/bemcom/admin/"
+    assert "path=/bemcom/admin" in response.headers["set-cookie"].lower()
+    page = client.get("connector/list")
+    assert page.status_code == 200
+    assert 'href="http://testserver/bemcom/admin/connector/create"' in page.text
+    assert "/bemcom/admin/statics/css/tabler.min.css" in page.text
+    assert client.get("statics/css/tabler.min.css").status_code == 200
+    # Nothing answers at the admin's old place.
+    assert client.client.get("/admin/login").status_code == 404
