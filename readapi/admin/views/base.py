@@ -3,9 +3,12 @@ access to the application's services, and the current request's objects."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from sqladmin import ModelView
+from sqladmin.helpers import object_identifier_values
+from sqlalchemy import Select
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from readapi.services import Services
@@ -27,8 +30,16 @@ class BemcomModelView(ModelView):
     def settings(self) -> Settings:
         return self._admin_ref.settings
 
-    def url(self, request: Request, name: str, **params: Any) -> str:
-        return str(request.url_for(name, **params))
+    def _stmt_by_identifier(self, identifier: str) -> Select:
+        """sqladmin's lookup by primary key, but an id that cannot exist is a 404, not a
+        ValueError (or, past 32 bits, a database error)."""
+        try:
+            values = object_identifier_values(identifier, self.model)
+        except (ValueError, TypeError):
+            raise HTTPException(404) from None
+        if any(isinstance(v, int) and not -(2**31) <= v < 2**31 for v in values):
+            raise HTTPException(404)
+        return super()._stmt_by_identifier(identifier)
 
 
 def path_id(request: Request, name: str = "pk") -> int | None:
@@ -38,3 +49,14 @@ def path_id(request: Request, name: str = "pk") -> int | None:
         return None
     value = int(raw)
     return value if 0 < value < 2**31 else None
+
+
+def notify(request: Request, message: str, category: str = "success") -> None:
+    """A message for the next page (sqladmin's flash format).
+
+    sqladmin's own flash() appends to the stored list in place, which Starlette's session
+    does not notice (it tracks assignments), so a second message would be lost.
+    """
+    messages = list(request.session.get("_messages", []))
+    messages.append({"category": category, "title": "", "message": message})
+    request.session["_messages"] = messages

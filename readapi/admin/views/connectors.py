@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import anyio.to_thread
 from sqladmin import expose
-from sqladmin.flash import flash
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -16,7 +15,7 @@ from readapi.admin.formatting import LOG_LEVELS, age, now_ms, when
 from readapi.admin.orm import Connector
 from readapi.admin.permissions import has
 from readapi.admin.validators import MqttName, Unique
-from readapi.admin.views.base import BemcomModelView, path_id
+from readapi.admin.views.base import BemcomModelView, notify, path_id
 from readapi.connector_removal import remove_connector
 from readapi.publisher import BrokerUnavailable
 from schema import tables
@@ -83,7 +82,7 @@ class ConnectorAdmin(BemcomModelView, model=Connector):
 
     async def after_model_change(self, data, model, is_created, request) -> Response | None:
         if is_created:
-            flash(
+            notify(
                 request,
                 f"Connector {model.name} created. Start the connector with this name; its "
                 "datapoints appear below once it announces them.",
@@ -149,7 +148,7 @@ class ConnectorAdmin(BemcomModelView, model=Connector):
         ids = [int(v) for v in raw_ids if isinstance(v, str) and v.isdigit() and len(v) < 10]
         target = request.url_for("admin:details", identity=self.identity, pk=str(connector_id))
         if not ids or len(ids) > MAX_SELECTED:
-            flash(request, "Select one or more datapoints first.", "warning")
+            notify(request, "Select one or more datapoints first.", "warning")
             return RedirectResponse(target, status_code=302)
 
         def write() -> int:
@@ -158,7 +157,7 @@ class ConnectorAdmin(BemcomModelView, model=Connector):
 
         changed = await anyio.to_thread.run_sync(write)
         verb = "activated" if activate else "deactivated"
-        flash(
+        notify(
             request,
             f"{changed} datapoint{'s' if changed != 1 else ''} {verb}. The datapoint map is "
             "republished to the connector within a second.",
