@@ -2,12 +2,14 @@
 
 Every operation gets schema-conforming (positive) and non-conforming (negative) requests,
 authenticated as the superuser. Whatever comes in, the answer is never a 5xx, and every
-error is JSON.
+error is JSON. The operations fuzzed are every route the app serves (read from the app, so a
+new route is fuzzed or this fails), and each got past authentication at least once.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -23,6 +25,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from readapi.app import create_app
+from schema.settings import load_settings
 from tests.readapi.conftest import ADMIN, seed_scene
 from tests.readapi.test_process import ROOT
 from tests.support.broker import free_port, wait_for_port
@@ -51,7 +55,14 @@ def server_url(pg_env: dict[str, str], unique_name: str) -> Iterator[str]:
         process.wait(timeout=15)
 
 
-def fuzz(operation, mode: GenerationMode, server_url: str, problems: list[str], statuses: Counter):
+def fuzz(
+    operation,
+    mode: GenerationMode,
+    server_url: str,
+    problems: list[str],
+    statuses: Counter,
+    authenticated: set[tuple[str, str]],
+):
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
@@ -63,6 +74,8 @@ def fuzz(operation, mode: GenerationMode, server_url: str, problems: list[str], 
         response = case.call(base_url=server_url, auth=ADMIN, timeout=30)
         label = f"{case.method} {case.formatted_path} ({mode.value})"
         statuses[response.status_code // 100] += 1
+        if response.status_code not in (401, 403):
+            authenticated.add((case.method.upper(), operation.path))
         # The documented status codes, content types and response schemas hold.
         try:
             case.validate_response(
@@ -85,16 +98,31 @@ def fuzz(operation, mode: GenerationMode, server_url: str, problems: list[str], 
     exercise()
 
 
-def test_fuzz_every_operation(server_url: str):
+def served_operations(env: dict[str, str]) -> set[tuple[str, str]]:
+    """(METHOD, OpenAPI path) of every documented route handler of the app."""
+    found = set()
+    for route in create_app(load_settings(env)).routes:
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
+        for handler in getattr(route, "route_handlers", ()):
+            if handler.resolve_include_in_schema():
+                found |= {(m, path) for m in handler.http_methods - {"OPTIONS", "HEAD"}}
+    return found
+
+
+def test_fuzz_every_operation(server_url: str, pg_env: dict[str, str]):
     schema = schemathesis.openapi.from_url(f"{server_url}/schema/")
     problems: list[str] = []
     statuses: Counter = Counter()
-    operations = 0
+    operations: set[tuple[str, str]] = set()
+    authenticated: set[tuple[str, str]] = set()
     for result in schema.get_all_operations():
-        operations += 1
+        operation = result.ok()
+        operations.add((operation.method.upper(), operation.path))
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            fuzz(result.ok(), mode, server_url, problems, statuses)
-    assert operations >= 15
+            fuzz(operation, mode, server_url, problems, statuses, authenticated)
+    # Every route, PUT, POST and DELETE included, and each one as an authenticated request.
+    assert operations == served_operations(pg_env)
+    assert sorted(operations - authenticated) == []
     assert problems == []
     # The requests got past authentication and parsing, not only rejected.
     assert statuses[2] > 50 and statuses[4] > 50, statuses
