@@ -45,6 +45,12 @@ def test_original_variables_are_read():
         ("LOGLEVEL", "LOUD"),
         ("DJANGO_ALLOWED_HOSTS", "localhost"),
         ("INGESTD_RECEIVE_MAXIMUM", "100000"),
+        ("READAPI_MAX_BODY_BYTES", "1mb"),
+        ("READAPI_HEADER_TIMEOUT_SECONDS", "0"),
+        ("READAPI_BODY_TIMEOUT_SECONDS", "1.5"),
+        ("READAPI_LOGIN_MAX_FAILURES", "-1"),
+        ("READAPI_LOGIN_MAX_FAILURES_PER_IP", "ten"),
+        ("READAPI_LOGIN_THROTTLE_SECONDS", "0"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable, value):
