@@ -95,7 +95,16 @@ class UserAdmin(BemcomModelView, model=User):
                 Unique(tables.auth_user.c.username, "A user with that username already exists."),
             ]
         },
-        "email": {"validators": [validators.Optional(), validators.Email(), NoNul()]},
+        # A plain pattern: wtforms' Email() needs the email_validator package.
+        "email": {
+            "validators": [
+                validators.Optional(),
+                validators.Length(max=254),
+                validators.Regexp(
+                    r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Enter a valid email address."
+                ),
+            ]
+        },
     }
 
     async def on_model_change(self, data, model, is_created, request) -> None:

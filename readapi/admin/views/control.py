@@ -5,9 +5,11 @@ republishes that controller's controlled datapoints."""
 from __future__ import annotations
 
 from sqladmin.filters import BooleanFilter
+from sqlalchemy import select
 from wtforms import ValidationError, validators
 
 from readapi.admin.orm import ControlledDatapoint, Controller
+from readapi.admin.request_context import CURRENT
 from readapi.admin.validators import MqttName, Unique
 from readapi.admin.views.base import BemcomModelView
 from schema import tables
@@ -37,7 +39,15 @@ class ControllerAdmin(BemcomModelView, model=Controller):
 
 def _of_type(expected: str):
     def check(form, field) -> None:
-        if field.data is not None and field.data.type != expected:
+        # sqladmin's select field holds the chosen primary key, as text.
+        request = CURRENT.get()
+        if request is None or not str(field.data or "").isdigit():
+            return
+        with request.engine.connect() as connection:
+            chosen = connection.execute(
+                select(tables.datapoint.c.type).where(tables.datapoint.c.id == int(field.data))
+            ).scalar_one_or_none()
+        if chosen is not None and chosen != expected:
             raise ValidationError(f"Select a datapoint of type {expected}.")
 
     return check

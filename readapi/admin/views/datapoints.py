@@ -7,7 +7,7 @@ import anyio.to_thread
 from sqladmin.filters import BooleanFilter, ForeignKeyFilter, StaticValuesFilter
 from sqlalchemy import false
 from starlette.requests import Request
-from wtforms import SelectField, TextAreaField, validators
+from wtforms import FloatField, SelectField, TextAreaField, validators
 
 from readapi.admin import queries
 from readapi.admin.formatting import age, stored_value, when
@@ -103,7 +103,13 @@ class DatapointAdmin(BemcomModelView, model=Datapoint):
         "max_value",
         "allowed_values",
     ]
-    form_overrides = {"data_format": SelectField, "allowed_values": TextAreaField}
+    # sqladmin has no converter for Float columns.
+    form_overrides = {
+        "data_format": SelectField,
+        "allowed_values": TextAreaField,
+        "min_value": FloatField,
+        "max_value": FloatField,
+    }
     form_args = {
         "data_format": {"choices": [(f, f) for f in DATA_FORMATS]},
         "short_name": {"validators": [validators.Optional(), _length(30), NoNul()]},
