@@ -5,6 +5,7 @@ No JavaScript library and no CDN: the admin UI must work on a building's offline
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 from readapi.admin.formatting import when
@@ -17,8 +18,24 @@ TOP = 15
 BOTTOM = 40  # room for the time labels
 
 
-def _label(value: float) -> str:
-    return f"{value:.6g}"
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round axis values (steps of 1, 2, 2.5 or 5 times a power of ten) covering low..high."""
+    raw_step = (high - low) / max(count - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw_step))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw_step)
+    first = math.floor(low / step) * step
+    ticks = []
+    value = first
+    while value < high + step / 2:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def _label(value: float, step: float) -> str:
+    # As many decimals as the step needs, so the labels read 21.6, 21.8 or 0.25, 0.50.
+    decimals = len(f"{step:.10f}".rstrip("0").split(".")[1])
+    return f"{value:.{decimals}f}"
 
 
 def line_chart(points: list[tuple[int, float]], unit: str = "") -> str:
@@ -31,6 +48,9 @@ def line_chart(points: list[tuple[int, float]], unit: str = "") -> str:
     v0, v1 = min(values), max(values)
     if v0 == v1:  # a flat line: give it a band to sit in
         v0, v1 = v0 - 1, v1 + 1
+    ticks = nice_ticks(v0, v1)
+    v0, v1 = ticks[0], ticks[-1]
+    step = ticks[1] - ticks[0]
     if t0 == t1:
         t1 = t0 + 1
     plot_w = WIDTH - LEFT - RIGHT
@@ -45,14 +65,13 @@ def line_chart(points: list[tuple[int, float]], unit: str = "") -> str:
     path = " ".join(f"{x(ms):.1f},{y(v):.1f}" for ms, v in points)
     suffix = f" {escape(unit)}" if unit else ""
     grid = []
-    for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
-        value = v0 + (v1 - v0) * fraction
+    for value in ticks:
         gy = y(value)
         grid.append(
             f'<line x1="{LEFT}" y1="{gy:.1f}" x2="{WIDTH - RIGHT}" y2="{gy:.1f}" '
             f'stroke="#e6e7e9" stroke-width="1"/>'
             f'<text x="{LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="#667382">{escape(_label(value))}{suffix}</text>'
+            f'fill="#667382">{escape(_label(value, step))}{suffix}</text>'
         )
     return (
         f'<svg class="bemcom-plot" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '

@@ -65,8 +65,12 @@ class BemcomAdmin(Admin):
             return await self.templates.TemplateResponse(request, "sqladmin/login.html")
         if await self.authentication_backend.login(request):
             return RedirectResponse(request.url_for("admin:index"), status_code=302)
+        username = str((await request.form()).get("username", ""))[:150]
         return await self.templates.TemplateResponse(
-            request, "sqladmin/login.html", {"error": LOGIN_FAILED}, status_code=400
+            request,
+            "sqladmin/login.html",
+            {"error": LOGIN_FAILED, "username": username},
+            status_code=400,
         )
 
 

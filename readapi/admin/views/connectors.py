@@ -47,6 +47,8 @@ class ConnectorAdmin(BemcomModelView, model=Connector):
     icon = "fa-solid fa-plug"
     column_list = ["id", "name", "n_active", "n_datapoints", "heartbeat", "date_added"]
     column_labels = {
+        "id": "ID",
+        "name": "Name",
         "n_active": "Active datapoints",
         "n_datapoints": "Available datapoints",
         "heartbeat": "Heartbeat",
@@ -56,6 +58,7 @@ class ConnectorAdmin(BemcomModelView, model=Connector):
         "heartbeat": heartbeat_cell,
         "date_added": lambda m, a: when(m.date_added),
     }
+    non_link_related_fields = ["heartbeat"]  # a status, not a page of its own
     column_searchable_list = ["name"]
     column_sortable_list = ["id", "name", "date_added"]
     column_default_sort = ("name", False)

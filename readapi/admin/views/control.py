@@ -20,6 +20,7 @@ class ControllerAdmin(BemcomModelView, model=Controller):
     name = "Controller"
     icon = "fa-solid fa-sliders"
     category = "Control"
+    category_icon = "fa-solid fa-diagram-project"
     column_list = ["id", "name", "controlled_datapoints"]
     column_labels = {"controlled_datapoints": "Controlled datapoints"}
     column_searchable_list = ["name"]
@@ -58,6 +59,7 @@ class ControlledDatapointAdmin(BemcomModelView, model=ControlledDatapoint):
     name = "Controlled datapoint"
     icon = "fa-solid fa-arrows-left-right"
     category = "Control"
+    category_icon = "fa-solid fa-diagram-project"
     column_list = ["id", "controller", "sensor_datapoint", "actuator_datapoint", "is_active"]
     column_labels = {
         "sensor_datapoint": "Sensor",

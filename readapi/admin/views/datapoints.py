@@ -10,7 +10,7 @@ from starlette.requests import Request
 from wtforms import FloatField, SelectField, TextAreaField, validators
 
 from readapi.admin import queries
-from readapi.admin.formatting import age, stored_value, when
+from readapi.admin.formatting import age, shorten, stored_value, when
 from readapi.admin.orm import Connector, Datapoint
 from readapi.admin.plot import line_chart
 from readapi.admin.validators import JsonList, NoNul, NotAbove
@@ -34,7 +34,7 @@ def last_value_cell(model: Datapoint, attribute: str) -> str:
     last = model.last_value
     if last is None:
         return "—"
-    return f"{stored_value(last.value_num, last.value_raw)} ({age(last.time)})"
+    return f"{shorten(stored_value(last.value_num, last.value_raw), 40)} ({age(last.time)})"
 
 
 def _length(limit: int) -> validators.Length:
@@ -58,18 +58,16 @@ class DatapointAdmin(BemcomModelView, model=Datapoint):
     name = "Datapoint"
     icon = "fa-solid fa-gauge"
     can_create = False  # datapoints are announced by their connector
-    column_list = [
-        "id",
-        "connector",
-        "key_in_connector",
-        "type",
-        "short_name",
-        "data_format",
-        "unit",
-        "is_active",
-        "last_value",
-    ]
+    # Narrow enough to show the last value beside the filters; short name, format and the
+    # rest are on the datapoint's page (and searchable or filterable here).
+    column_list = ["id", "key_in_connector", "connector", "type", "is_active", "last_value"]
+    non_link_related_fields = ["last_value"]
     column_labels = {
+        "id": "ID",
+        "connector": "Connector",
+        "type": "Type",
+        "unit": "Unit",
+        "description": "Description",
         "key_in_connector": "Key in connector",
         "short_name": "Short name",
         "data_format": "Data format",
