@@ -24,11 +24,9 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw_step))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw_step)
     first = math.floor(low / step) * step
-    ticks = []
-    value = first
-    while value < high + step / 2:
-        ticks.append(round(value, 12))
-        value += step
+    ticks = [round(first, 12)]
+    while ticks[-1] < high:  # a step is at least a quarter of the range: a few rounds
+        ticks.append(round(first + len(ticks) * step, 12))
     return ticks
 
 
