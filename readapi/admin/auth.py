@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select, update
 from starlette.requests import Request
 
 from readapi.accounts import Principal, permissions_of
+from readapi.login_throttle import LoginThrottle
 from readapi.passwords import verify_password
 from schema.tables import auth_user
 
@@ -30,6 +31,13 @@ LOGIN_FAILED = (
     "Note that both fields may be case-sensitive."
 )
 SESSION_DAYS = 14  # Django's SESSION_COOKIE_AGE
+
+
+def throttled_message(seconds: int) -> str:
+    return (
+        f"Too many failed logins. Try again in {seconds} seconds "
+        "(the same limit guards the REST API)."
+    )
 
 
 class AdminUser(msgspec.Struct, frozen=True):
@@ -55,7 +63,9 @@ def password_fingerprint(secret: str, password_hash: str) -> str:
 
 
 class AdminAuthentication(AuthenticationBackend):
-    def __init__(self, engine_of, secret: str, *, cookie_path: str, https_only: bool) -> None:
+    def __init__(
+        self, engine_of, secret: str, *, cookie_path: str, https_only: bool, throttle_of=None
+    ) -> None:
         super().__init__(
             secret,
             session_cookie="bemcom_admin_session",
@@ -66,10 +76,30 @@ class AdminAuthentication(AuthenticationBackend):
         )
         self.engine_of = engine_of
         self.secret = secret
+        # The REST API's LoginThrottle: one count of failures for both ways of guessing.
+        self.throttle_of = throttle_of or (lambda: None)
 
     # --- blocking parts, run in a worker thread -------------------------------------------
 
-    def _check_login(self, username: str, password: str) -> AdminUser | None:
+    def _check_login(
+        self, username: str, password: str, client_ip: str | None
+    ) -> AdminUser | int | None:
+        """The user, None for wrong credentials, or the seconds to wait while throttled."""
+        throttle: LoginThrottle | None = self.throttle_of()
+        standing = throttle.check(username, client_ip) if throttle else None
+        if standing is not None and standing.retry_after is not None:
+            log.info("admin_login_throttled", client=client_ip, retry_after=standing.retry_after)
+            return standing.retry_after
+        user = self._verify(username, password)
+        if user is None:
+            if throttle:
+                throttle.record_failure(username, client_ip)
+            return None
+        if throttle and standing is not None and standing.user_failures:
+            throttle.clear(username)
+        return user
+
+    def _verify(self, username: str, password: str) -> AdminUser | None:
         engine: Engine = self.engine_of()
         user = None
         if "\x00" not in username and len(username) <= 150:
@@ -106,7 +136,11 @@ class AdminAuthentication(AuthenticationBackend):
         form = await request.form()
         username = str(form.get("username", "")).strip()
         password = str(form.get("password", ""))
-        user = await anyio.to_thread.run_sync(self._check_login, username, password)
+        client_ip = request.client.host if request.client else None
+        user = await anyio.to_thread.run_sync(self._check_login, username, password, client_ip)
+        if isinstance(user, int):
+            request.state.login_retry_after = user
+            return False
         if user is None:
             log.info("admin_login_failed", username=username[:150])
             return False

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from readapi.admin import formatting, queries
-from readapi.admin.auth import LOGIN_FAILED, AdminAuthentication
+from readapi.admin.auth import LOGIN_FAILED, AdminAuthentication, throttled_message
 from readapi.admin.csrf import CsrfMiddleware, csrf_token
 from readapi.admin.errors import ErrorPagesMiddleware
 from readapi.admin.formatting import now_ms
@@ -66,6 +66,16 @@ class BemcomAdmin(Admin):
         if await self.authentication_backend.login(request):
             return RedirectResponse(request.url_for("admin:index"), status_code=302)
         username = str((await request.form()).get("username", ""))[:150]
+        retry_after = getattr(request.state, "login_retry_after", None)
+        if retry_after is not None:
+            response = await self.templates.TemplateResponse(
+                request,
+                "sqladmin/login.html",
+                {"error": throttled_message(retry_after), "username": username},
+                status_code=429,
+            )
+            response.headers["Retry-After"] = str(retry_after)
+            return response
         return await self.templates.TemplateResponse(
             request,
             "sqladmin/login.html",
@@ -82,6 +92,7 @@ def build_site(settings: Settings, services: Services, secret: str) -> Starlette
         secret,
         cookie_path=f"{settings.root_path}{MOUNT}",
         https_only=settings.https_only,
+        throttle_of=lambda: services.authenticator.throttle,
     )
     # Inside the session middleware, so the token check can read the session.
     authentication.middlewares.append(Middleware(CsrfMiddleware))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 
 from sqlalchemy import text, update
@@ -134,3 +135,19 @@ def test_under_root_path(admin_scene: AdminScene, make_admin_client):
     assert client.get("statics/css/tabler.min.css").status_code == 200
     # Nothing answers at the admin's old place.
     assert client.client.get("/admin/login").status_code == 404
+
+
+def test_password_guessing_is_throttled_with_the_api(admin_scene: AdminScene, make_admin_client):
+    client = make_admin_client(admin_scene, READAPI_LOGIN_MAX_FAILURES="3")
+    for _ in range(3):
+        assert client.login("editor", "guess").status_code == 400
+    # Now refused before the password is even checked, the right one included.
+    refused = client.login("editor")
+    assert refused.status_code == 429 and "Too many failed logins" in refused.text
+    assert int(refused.headers["retry-after"]) > 0
+    # The REST API counts the same failures.
+    basic = base64.b64encode(b"editor:pass").decode()
+    api = client.client.get("/datapoint/", headers={"Authorization": f"Basic {basic}"})
+    assert api.status_code == 429
+    # Another user is not affected; a success clears a user's count.
+    assert client.login("admin").status_code == 302
