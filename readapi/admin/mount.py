@@ -9,6 +9,7 @@ as root_path: links and redirects then carry ROOT_PATH, mounted anywhere.
 from __future__ import annotations
 
 import asyncio
+from html import escape
 from urllib.parse import unquote
 
 import anyio.to_thread
@@ -63,6 +64,10 @@ class AdminMount:
         return f"{self.settings.root_path}{MOUNT}{scope['path']}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if b"%00" in scope.get("query_string", b""):
+            # PostgreSQL cannot compare text with NUL in it; no search or filter needs one.
+            await _bad_request(send, "NUL characters are not allowed in the address.")
+            return
         site = await self.site()
         child = {key: scope[key] for key in _ASGI_KEYS if key in scope}
         child["path"] = self.full_path(scope)
@@ -74,6 +79,21 @@ class AdminMount:
             await site(child, receive, send)
         finally:
             CURRENT.reset(token)
+
+
+async def _bad_request(send: Send, message: str) -> None:
+    body = f"<!DOCTYPE html><title>400 Bad Request</title><h1>{escape(message)}</h1>".encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def handlers(settings: Settings, services: Services) -> list[ASGIRouteHandler]:

@@ -30,7 +30,9 @@ class Unique:
 
     def __call__(self, form: Form, field: Field) -> None:
         request = CURRENT.get()
-        if request is None or field.data in (None, ""):
+        # Only a value that passed the field's other checks is looked up (NUL, for one, is
+        # something PostgreSQL cannot even compare).
+        if request is None or field.data in (None, "") or field.errors:
             return
         table = self.column.table
         statement = select(func.count()).select_from(table).where(self.column == field.data)
@@ -77,5 +79,5 @@ class NoNul:
     """PostgreSQL cannot store NUL in text; DRF refuses it with this message."""
 
     def __call__(self, form: Form, field: Field) -> None:
-        if isinstance(field.data, str) and "\x00" in field.data:
+        if isinstance(field.data, str) and "\x00" in field.data and not field.errors:
             raise ValidationError("Null characters are not allowed.")

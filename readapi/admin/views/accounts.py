@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import anyio.to_thread
 from sqladmin import Secret
-from sqladmin.forms import Form
 from starlette.requests import Request
 from wtforms import PasswordField, ValidationError, validators
 
@@ -20,7 +19,7 @@ from readapi.admin.formatting import now_ms, when
 from readapi.admin.orm import ApiToken, Group, Permission, User
 from readapi.admin.request_context import CURRENT
 from readapi.admin.validators import NoNul, Unique
-from readapi.admin.views.base import BemcomModelView
+from readapi.admin.views.base import BemcomModelView, NulFreeForm
 from readapi.passwords import hash_password, token_hash
 from schema import tables
 
@@ -41,7 +40,7 @@ def _required_when_creating(form, field) -> None:
         raise ValidationError("This field is required.")
 
 
-class UserForm(Form):
+class UserForm(NulFreeForm):
     new_password = PasswordField(
         "Password",
         validators=[_required_when_creating, validators.Length(max=4096), NoNul()],

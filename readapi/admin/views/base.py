@@ -6,17 +6,30 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sqladmin import ModelView
+from sqladmin.forms import Form
 from sqladmin.helpers import object_identifier_values
 from sqlalchemy import Select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from readapi.admin.validators import NoNul
 from readapi.services import Services
 from schema.settings import Settings
 
 
+class NulFreeForm(Form):
+    """Every field refuses NUL characters, which PostgreSQL cannot store in text."""
+
+    def validate(self, extra_validators=None) -> bool:
+        extra = {name: list(v) for name, v in (extra_validators or {}).items()}
+        for name in self._fields:
+            extra.setdefault(name, []).append(NoNul())
+        return super().validate(extra)
+
+
 class BemcomModelView(ModelView):
     permission_model: ClassVar[str] = ""
+    form_base_class = NulFreeForm
     can_import = False
     can_export = False
     page_size = 25

@@ -22,10 +22,12 @@ HISTORY_PAGE = 25
 
 
 class ConnectorFilter(ForeignKeyFilter):
-    """sqladmin's filter, but a non-numeric id in the URL matches nothing instead of failing."""
+    """sqladmin's filter, but an id that cannot exist (not a number, past 32 bits) matches
+    nothing instead of failing."""
 
     async def get_filtered_query(self, query, value, model):
-        if isinstance(value, str) and value not in ("", "__all") and not value.isdigit():
+        chosen = isinstance(value, str) and value not in ("", "__all")
+        if chosen and (not value.isdigit() or int(value) >= 2**31):
             return query.where(false())
         return await super().get_filtered_query(query, value, model)
 

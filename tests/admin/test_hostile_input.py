@@ -1,0 +1,68 @@
+"""Junk in URLs and forms gets a clear answer (a 4xx or the page without it), never a 500."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.admin.conftest import AdminClient, AdminScene
+
+LIST_QUERIES = (
+    "search=%00",
+    "search=" + "x" * 5000,
+    "search=%25_%5C",
+    "sortBy=nonsense&sort=asc",
+    "sortBy=id&sort=sideways",
+    "page=99999999999999999999",
+    "page=-1",
+    "pageSize=100000",
+    "connector_id=99999999999999",
+    "type=%00",
+    "is_active=maybe",
+    "data_format=" + "z" * 300,
+)
+
+
+@pytest.mark.parametrize("identity", ["connector", "datapoint", "user", "api-token"])
+def test_list_pages(admin: AdminClient, admin_scene: AdminScene, identity: str):
+    plant = admin_scene.connector("plant")
+    admin_scene.datapoint(plant, "temp")
+    for query in LIST_QUERIES:
+        response = admin.get(f"{identity}/list?{query}")
+        assert response.status_code < 500, (identity, query, response.status_code)
+
+
+def test_pages_and_forms(admin: AdminClient, admin_scene: AdminScene):
+    plant = admin_scene.connector("plant")
+    dp = admin_scene.datapoint(plant, "temp")
+    for path in (
+        "connector/details/0",
+        "connector/details/99999999999999999999",
+        "connector/details/%00",
+        f"connector/details/{plant}?level=%00",
+        f"datapoint/details/{dp}?before=99999999999999999&kind=value",
+        f"datapoint/details/{dp}?before=-99999999999999999",
+        "datapoint/edit/-5",
+        "nonexistent/list",
+    ):
+        assert admin.get(path).status_code < 500, path
+    for path, form in (
+        ("connector/create", {"name": "a\x00b"}),
+        ("connector/create", {"name": "n" * 300}),
+        ("user/create", {"username": "u1", "new_password": "p", "first_name": "a\x00"}),
+        ("user/create", {"username": "u2", "new_password": "p", "groups": "999999"}),
+        ("group/create", {"name": "g", "permissions": "abc"}),
+        ("api-token/create", {"user": "abc"}),
+        ("controlled-datapoint/create", {"controller": "1", "sensor_datapoint": "x"}),
+        (f"datapoint/edit/{dp}", {"data_format": "unknown", "min_value": "1e999"}),
+        (f"datapoint/edit/{dp}", {"data_format": "unknown", "description": "d\x00"}),
+        (f"connector/activation/{plant}", {"action": "activate", "datapoint": "9" * 40}),
+    ):
+        response = admin.post(path, {**form, "save": "Save"})
+        assert response.status_code < 500, (path, form, response.status_code)
+    # A body that is not a form at all.
+    raw = admin.client.post(
+        admin.url("connector/create"),
+        content=b"\xff\xfe junk",
+        headers={"Origin": admin.origin, "Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert raw.status_code == 403
