@@ -140,13 +140,31 @@ def test_newcomer_sets_up_a_connector(served: str, tmp_path: Path, unique_name: 
             expect(page.locator("svg.bemcom-plot")).to_be_visible()
             page.screenshot(path=shots / "08-datapoint.png", full_page=True)
 
+            # A mistake in the metadata form is explained beside the field.
+            page.click("text=Edit metadata")
+            page.fill("input[name=min_value]", "30")
+            page.fill("input[name=max_value]", "10")
+            page.click("input[type=submit][value=Save]")
+            expect(page.locator(".invalid-feedback")).to_contain_text(
+                "must not exceed the maximum value"
+            )
+            page.screenshot(path=shots / "09-form-error.png", full_page=True)
+
+            # An API token for a script: shown once, in a dialog.
+            page.goto(f"{served}/admin/api-token/create")
+            page.fill("input[name=label]", "backup job")
+            page.click("input[type=submit][value=Save]")
+            expect(page.locator("#modal-secret-value")).to_be_visible()
+            assert len(page.input_value("#modal-secret-value")) == 40
+            page.screenshot(path=shots / "10-token-once.png", full_page=True)
+
             page.goto(f"{served}/admin/datapoint/list")
-            page.screenshot(path=shots / "09-datapoint-list.png", full_page=True)
+            page.screenshot(path=shots / "11-datapoint-list.png", full_page=True)
             page.goto(f"{served}/admin/connector/list")
-            page.screenshot(path=shots / "10-connector-list.png", full_page=True)
+            page.screenshot(path=shots / "12-connector-list.png", full_page=True)
             page.goto(f"{served}/admin/")
             expect(page.locator("table")).to_contain_text(unique_name)
-            page.screenshot(path=shots / "11-overview.png", full_page=True)
+            page.screenshot(path=shots / "13-overview.png", full_page=True)
         finally:
             page.screenshot(path=shots / "99-last.png", full_page=True)
             browser.close()

@@ -94,7 +94,6 @@ class DatapointAdmin(BemcomModelView, model=Datapoint):
         BooleanFilter(Datapoint.is_active, title="Active"),
     ]
     form_columns = [
-        "is_active",
         "short_name",
         "data_format",
         "description",
@@ -102,7 +101,9 @@ class DatapointAdmin(BemcomModelView, model=Datapoint):
         "min_value",
         "max_value",
         "allowed_values",
+        "is_active",  # last: its help text would crowd the field below it
     ]
+    form_widget_args = {"data_format": {"class": "form-select"}}
     # sqladmin has no converter for Float columns.
     form_overrides = {
         "data_format": SelectField,
