@@ -99,7 +99,7 @@ async def _bad_request(send: Send, message: str) -> None:
 def handlers(settings: Settings, services: Services) -> list[ASGIRouteHandler]:
     mount = AdminMount(settings, services)
 
-    @asgi(MOUNT, is_mount=True, copy_scope=True, include_in_schema=False)
+    @asgi(MOUNT, name="admin-ui", is_mount=True, copy_scope=True, include_in_schema=False)
     async def admin_ui(scope: Scope, receive: Receive, send: Send) -> None:
         await mount(scope, receive, send)
 

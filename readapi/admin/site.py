@@ -111,7 +111,6 @@ def build_site(settings: Settings, services: Services, secret: str) -> Starlette
     admin.settings = settings
     globals_ = admin.templates.env.globals
     globals_["csrf_token"] = csrf_token
-    globals_["settings"] = settings
     globals_.update(formatting.TEMPLATE_HELPERS)
     for view in views_for(settings):
         site_view = type(view.__name__, (view,), {})

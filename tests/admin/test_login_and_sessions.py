@@ -151,3 +151,10 @@ def test_password_guessing_is_throttled_with_the_api(admin_scene: AdminScene, ma
     assert api.status_code == 429
     # Another user is not affected; a success clears a user's count.
     assert client.login("admin").status_code == 302
+
+
+def test_allowed_hosts_and_metrics_cover_the_admin(admin: AdminClient):
+    foreign = admin.client.get(admin.url("login"), headers={"Host": "evil.example"})
+    assert foreign.status_code == 400 and "ALLOWED_HOSTS" in foreign.text
+    metrics = admin.client.get("/metrics/", auth=("admin", "pass")).text
+    assert 'route="admin-ui"' in metrics

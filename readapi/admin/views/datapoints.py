@@ -10,7 +10,7 @@ from starlette.requests import Request
 from wtforms import FloatField, SelectField, TextAreaField, validators
 
 from readapi.admin import queries
-from readapi.admin.formatting import age, shorten, stored_value, when
+from readapi.admin.formatting import age, shorten, stored_value
 from readapi.admin.orm import Connector, Datapoint
 from readapi.admin.plot import line_chart
 from readapi.admin.validators import JsonList, NoNul, NotAbove
@@ -181,9 +181,6 @@ class DatapointAdmin(BemcomModelView, model=Datapoint):
             "history_next": page[-1].time if len(page) == HISTORY_PAGE else None,
             "plot": line_chart(points),
             "plot_points": len(points),
-            "now": None,
-            "when": when,
-            "age": age,
         }
 
     def topics(self, model: Datapoint) -> list[tuple[str, str]]:
