@@ -7,6 +7,8 @@ import structlog
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from readapi.admin.body_limit import BodyTooLarge
+
 log = structlog.get_logger("readapi.admin")
 
 
@@ -29,6 +31,8 @@ class ErrorPagesMiddleware:
 
         try:
             await self.app(scope, receive, watch)
+        except BodyTooLarge:
+            raise  # answered with 413 by BodyLimitMiddleware, outside this one
         except Exception:
             log.exception("admin_error", path=scope.get("path"), method=scope.get("method"))
             if started or self.debug:

@@ -19,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 
 from readapi.admin import formatting, queries
 from readapi.admin.auth import LOGIN_FAILED, AdminAuthentication, throttled_message
+from readapi.admin.body_limit import BodyLimitMiddleware
 from readapi.admin.csrf import CsrfMiddleware, csrf_token
 from readapi.admin.errors import ErrorPagesMiddleware
 from readapi.admin.formatting import now_ms
@@ -105,7 +106,10 @@ def build_site(settings: Settings, services: Services, secret: str) -> Starlette
         templates_dir=str(TEMPLATES),
         authentication_backend=authentication,
         authorization_backend=authorization,
-        middlewares=[Middleware(ErrorPagesMiddleware, debug=settings.django_debug)],
+        middlewares=[
+            Middleware(BodyLimitMiddleware, limit=settings.readapi_max_body_bytes),
+            Middleware(ErrorPagesMiddleware, debug=settings.django_debug),
+        ],
     )
     admin.services = services
     admin.settings = settings

@@ -64,3 +64,27 @@ def test_pages_and_forms(admin: AdminClient, admin_scene: AdminScene):
         headers={"Origin": admin.origin, "Content-Type": "multipart/form-data; boundary=x"},
     )
     assert raw.status_code == 403
+
+
+def test_oversized_form_bodies_are_refused_with_413(admin_scene: AdminScene, make_admin_client):
+    """READAPI_MAX_BODY_BYTES covers the admin UI too: a login page must not buffer a
+    gigabyte for an anonymous client, whether the size is announced or the body streamed."""
+    client = make_admin_client(admin_scene, READAPI_MAX_BODY_BYTES="4096")
+    big = {"username": "admin", "password": "x" * 10_000}
+    announced = client.post("login", big)
+    assert announced.status_code == 413
+    assert "4096 bytes" in announced.text
+
+    def chunks():
+        for _ in range(10):
+            yield b"password=" + b"y" * 1000
+
+    streamed = client.client.post(
+        client.url("login"),
+        content=chunks(),
+        headers={"Origin": client.origin, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert streamed.status_code == 413
+
+    # Below the limit, the form is handled as always.
+    assert client.login("admin").status_code == 302
