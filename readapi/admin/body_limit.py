@@ -3,21 +3,18 @@
 Litestar enforces the limit where its own handlers read a body; the admin app is a mounted
 ASGI app that reads the body itself (Starlette's form parser), so the limit is applied here,
 on the way in: a declared Content-Length over it is refused before a byte is read, and a
-streamed body is cut off as soon as it passes it.
+streamed body is cut off as soon as it passes it. ErrorPagesMiddleware, outside this one,
+turns BodyTooLarge into the 413 page.
 """
 
 from __future__ import annotations
 
-from html import escape
-
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-log = structlog.get_logger("readapi.admin")
 
 
 class BodyTooLarge(Exception):
-    """Raised from receive() once a streamed body passes the limit."""
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body too large: the limit is {limit} bytes.")
 
 
 class BodyLimitMiddleware:
@@ -31,10 +28,8 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.limit:
-            await self._refuse(scope, send)
-            return
+            raise BodyTooLarge(self.limit)
         received = 0
-        started = False
 
         async def counted() -> Message:
             nonlocal received
@@ -42,41 +37,10 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.limit)
             return message
 
-        async def watch(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watch)
-        except BodyTooLarge:
-            if started:
-                raise
-            await self._refuse(scope, send)
-
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        log.info("admin_body_too_large", path=scope.get("path"), limit=self.limit)
-        message = f"Request body too large: the limit is {self.limit} bytes."
-        body = (
-            f"<!DOCTYPE html><title>413 Request body too large</title><h1>{escape(message)}</h1>"
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"text/html; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    # The rest of the body is not worth reading: close after the answer.
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await self.app(scope, counted, send)
 
 
 def _content_length(scope: Scope) -> int | None:

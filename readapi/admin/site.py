@@ -107,8 +107,8 @@ def build_site(settings: Settings, services: Services, secret: str) -> Starlette
         authentication_backend=authentication,
         authorization_backend=authorization,
         middlewares=[
-            Middleware(BodyLimitMiddleware, limit=settings.readapi_max_body_bytes),
             Middleware(ErrorPagesMiddleware, debug=settings.django_debug),
+            Middleware(BodyLimitMiddleware, limit=settings.readapi_max_body_bytes),
         ],
     )
     admin.services = services

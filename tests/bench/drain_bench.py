@@ -105,9 +105,9 @@ def measure_drain(instances: int, writers: int = 1, cap_cores: float | None = No
         database.drop()
 
 
-# Each capped instance stands in for a small host of its own; a third of a core leaves the
+# Each capped instance stands in for a small host of its own; a quarter of a core leaves the
 # machine's two cores enough for Mosquitto, PostgreSQL and both instances at once.
-CAPPED_CORES = 0.33
+CAPPED_CORES = 0.25
 
 
 def _compare(label: str, rounds: int, cap_cores: float | None) -> dict:
