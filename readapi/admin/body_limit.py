@@ -4,8 +4,8 @@ Litestar enforces the limit where its own handlers read a body; the admin app is
 ASGI app that reads the body itself (Starlette's form parser), so the limit is applied here,
 on the way in: a declared Content-Length over it is refused before a byte is read, and a
 streamed body is cut off as soon as it passes it. (Forms that change something are also
-capped at 1 MiB by the CSRF check, which reads them whole; this limit can be lower.) ErrorPagesMiddleware, outside this one,
-turns BodyTooLarge into the 413 page.
+capped at 1 MiB by the CSRF check, which reads them whole; this limit can be lower.)
+ErrorPagesMiddleware, outside this one, turns BodyTooLarge into the 413 page.
 """
 
 from __future__ import annotations

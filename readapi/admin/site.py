@@ -61,6 +61,13 @@ class BemcomAdmin(Admin):
             },
         )
 
+    async def logout(self, request: Request) -> Response:
+        """Only a POST (with the CSRF token) logs out, so another site's link or image
+        cannot; a GET, as from a bookmark, asks first."""
+        if request.method != "POST":
+            return await self.templates.TemplateResponse(request, "bemcom/logout.html")
+        return await super().logout(request)
+
     async def login(self, request: Request) -> Response:
         if request.method == "GET":
             return await self.templates.TemplateResponse(request, "sqladmin/login.html")
@@ -113,6 +120,9 @@ def build_site(settings: Settings, services: Services, secret: str) -> Starlette
     )
     admin.services = services
     admin.settings = settings
+    for route in admin.admin.routes:
+        if getattr(route, "name", None) == "logout":
+            route.methods = {"GET", "HEAD", "POST"}
     globals_ = admin.templates.env.globals
     globals_["csrf_token"] = csrf_token
     globals_.update(formatting.TEMPLATE_HELPERS)

@@ -165,6 +165,12 @@ def test_newcomer_sets_up_a_connector(served: str, tmp_path: Path, unique_name: 
             page.goto(f"{served}/admin/")
             expect(page.locator("table")).to_contain_text(unique_name)
             page.screenshot(path=shots / "13-overview.png", full_page=True)
+
+            # Logging out is one click (a POST with the token behind the link).
+            page.get_by_role("link", name="Logout").click()
+            expect(page.get_by_role("button", name="Log in")).to_be_visible()
+            page.goto(f"{served}/admin/connector/list")
+            expect(page.get_by_role("button", name="Log in")).to_be_visible()
         finally:
             page.screenshot(path=shots / "99-last.png", full_page=True)
             browser.close()

@@ -48,3 +48,25 @@ def test_controllers_and_pairs(admin: AdminClient, admin_scene: AdminScene):
     assert admin_scene.scalar("SELECT version FROM control_plane_version") > after_create
     listing = admin.get("controlled-datapoint/list").text
     assert "temp (sensor #" in listing and "valve (actuator #" in listing
+
+
+def test_pair_datapoints_are_found_by_typing(admin: AdminClient, admin_scene: AdminScene):
+    """The sensor and actuator pickers search (key, short name, description) among datapoints
+    of their own type only, so a site's thousand datapoints are not one long list."""
+    plant = admin_scene.connector("plant")
+    sensors = [admin_scene.datapoint(plant, f"room_{i}_temp", "sensor") for i in range(30)]
+    valve = admin_scene.datapoint(plant, "room_7_valve", "actuator")
+
+    def lookup(name: str, term: str) -> list[dict]:
+        response = admin.get(f"controlled-datapoint/ajax/lookup?name={name}&term={term}")
+        assert response.status_code == 200, response.text
+        return response.json()["results"]
+
+    found = lookup("sensor_datapoint", "room_7")
+    assert [int(row["id"]) for row in found] == [sensors[7]]
+    assert lookup("actuator_datapoint", "room_7") == [
+        {"id": str(valve), "text": f"room_7_valve (actuator #{valve})"}
+    ]
+    assert lookup("actuator_datapoint", "temp") == []
+    form = admin.get("controlled-datapoint/create").text
+    assert "ajax/lookup" in form

@@ -36,7 +36,16 @@ def test_login_logout_and_refusals(admin_scene: AdminScene, make_admin_client):
     home = client.get("")
     assert home.status_code == 200 and "Connectors" in home.text and "Logout" in home.text
 
-    client.get("logout")
+    # A GET (a link from anywhere, an <img>) only asks; a POST without the token is refused.
+    asked = client.get("logout")
+    assert asked.status_code == 200 and 'method="POST"' in asked.text
+    assert client.get("", follow_redirects=False).status_code == 200
+    forged = client.post("logout", {}, token="forged")
+    assert forged.status_code == 403
+    assert client.get("", follow_redirects=False).status_code == 200
+
+    out = client.post("logout", {})
+    assert out.status_code == 302
     assert client.get("", follow_redirects=False).status_code == 302
 
 

@@ -8,7 +8,7 @@ from sqladmin.filters import BooleanFilter
 from sqlalchemy import select
 from wtforms import ValidationError, validators
 
-from readapi.admin.orm import ControlledDatapoint, Controller
+from readapi.admin.orm import ControlledDatapoint, Controller, Datapoint
 from readapi.admin.request_context import CURRENT
 from readapi.admin.validators import MqttName, Unique
 from readapi.admin.views.base import BemcomModelView
@@ -62,12 +62,27 @@ class ControlledDatapointAdmin(BemcomModelView, model=ControlledDatapoint):
     category_icon = "fa-solid fa-diagram-project"
     column_list = ["id", "controller", "sensor_datapoint", "actuator_datapoint", "is_active"]
     column_labels = {
+        "controller": "Controller",
         "sensor_datapoint": "Sensor",
         "actuator_datapoint": "Actuator",
         "is_active": "Active",
     }
     column_filters = [BooleanFilter(ControlledDatapoint.is_active, title="Active")]
     form_columns = ["controller", "sensor_datapoint", "actuator_datapoint", "is_active"]
+    # A site has a thousand datapoints: pick them by typing part of a key, short name or
+    # description, offered only among datapoints of the right type.
+    form_ajax_refs = {
+        "sensor_datapoint": {
+            "fields": ("key_in_connector", "short_name", "description"),
+            "order_by": "id",
+            "where": Datapoint.type == "sensor",
+        },
+        "actuator_datapoint": {
+            "fields": ("key_in_connector", "short_name", "description"),
+            "order_by": "id",
+            "where": Datapoint.type == "actuator",
+        },
+    }
     form_args = {
         "controller": {"validators": [validators.InputRequired()]},
         "sensor_datapoint": {"validators": [validators.InputRequired(), _of_type("sensor")]},
