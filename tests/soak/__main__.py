@@ -54,13 +54,16 @@ def _tree_rss_mb(pid: int) -> float:
     return total
 
 
-def _lag_quantile(port: int, quantile: float) -> float | None:
-    """An upper bound of the lag quantile from ingestd's histogram (publish -> commit)."""
+Buckets = list[tuple[float, float]]
+
+
+def _lag_buckets(port: int) -> Buckets:
+    """ingestd's lag histogram (publish -> commit): (upper bound, cumulative count) pairs."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
             lines = response.read().decode().splitlines()
     except OSError:
-        return None
+        return []
     buckets = []
     for line in lines:
         if line.startswith("ingestd_lag_seconds_bucket"):
@@ -68,10 +71,23 @@ def _lag_quantile(port: int, quantile: float) -> float | None:
             buckets.append(
                 (float("inf") if bound == "+Inf" else float(bound), float(line.split()[1]))
             )
-    if not buckets or buckets[-1][1] == 0:
+    return buckets
+
+
+def lag_quantile(now: Buckets, before: Buckets, quantile: float) -> float | None:
+    """An upper bound of the lag quantile of the messages stored between two readings.
+
+    The histogram counts since ingestd started; the difference of two readings is the
+    histogram of that interval alone, so a sample or a phase reports its own lag.
+    """
+    if not now:
         return None
-    total = buckets[-1][1]
-    for bound, count in buckets:
+    earlier = dict(before)
+    interval = [(bound, count - earlier.get(bound, 0.0)) for bound, count in now]
+    total = interval[-1][1]
+    if total <= 0:
+        return None
+    for bound, count in interval:
         if count >= quantile * total:
             return bound
     return float("inf")
@@ -212,8 +228,10 @@ def run_phase(name, service, database, broker_port, rate, seconds, rest_rate, sa
         text=True,
     )
     rss_ingestd, rss_readapi, depths = [], [], []
+    phase_start = previous = _lag_buckets(service.metrics_port)
     while publisher.poll() is None:
         time.sleep(5)
+        buckets = _lag_buckets(service.metrics_port)
         sample = {
             "phase": name,
             "t": round(time.monotonic(), 1),
@@ -221,8 +239,9 @@ def run_phase(name, service, database, broker_port, rate, seconds, rest_rate, sa
             "readapi_rss_mb": round(_tree_rss_mb(service.readapi.pid), 1),
             "queue_depth": _metric(service.metrics_port, "ingestd_queue_depth"),
             "stored": database.stored(),
-            "lag_p99_s": _lag_quantile(service.metrics_port, 0.99),
+            "lag_p99_s": lag_quantile(buckets, previous, 0.99),
         }
+        previous = buckets
         samples.append(sample)
         print(json.dumps(sample), flush=True)
         rss_ingestd.append(sample["ingestd_rss_mb"])
@@ -242,7 +261,13 @@ def run_phase(name, service, database, broker_port, rate, seconds, rest_rate, sa
         "ingestd_rss_mb_max": max(rss_ingestd),
         "readapi_rss_mb_max": max(rss_readapi),
         "queue_depth_max": max(depths),
-        "lag_p99_s_upper_bound": _lag_quantile(service.metrics_port, 0.99),
+        "lag_p99_s_upper_bound": lag_quantile(
+            _lag_buckets(service.metrics_port), phase_start, 0.99
+        ),
+        "lag_p99_s_worst_sample": max(
+            (x["lag_p99_s"] for x in samples if x["phase"] == name and x["lag_p99_s"]),
+            default=None,
+        ),
         "rest_requests": len(rest.latencies_ms),
         "rest_errors": rest.errors,
         "rest_p50_ms": _percentile(rest.latencies_ms, 0.5),
@@ -335,7 +360,8 @@ def find_headroom(service, database, broker_port, samples) -> dict:
         published += phase["published"]
         # Lag over the last minute: the queue must not have grown and rows kept pace.
         kept_pace = database.stored() - before >= 0.95 * phase["published"]
-        if not kept_pace or (phase["queue_depth_max"] or 0) > rate:
+        lag = phase["lag_p99_s_upper_bound"]
+        if not kept_pace or lag is None or lag > 1.0 or (phase["queue_depth_max"] or 0) > rate:
             break
         sustained = rate
         drain(database, before + phase["published"], timeout=120)
