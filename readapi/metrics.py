@@ -73,6 +73,14 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        client_gone = False
+
+        async def receive_and_watch():
+            nonlocal client_gone
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                client_gone = True
+            return message
 
         async def send_and_record(message) -> None:
             nonlocal status
@@ -81,8 +89,13 @@ class MetricsMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_record)
+            await self.app(scope, receive_and_watch, send_and_record)
         finally:
+            if client_gone:
+                # nginx's "client closed request": the client left before the answer was
+                # complete. Litestar answers a body cut short with a 500 nobody receives;
+                # counting that would report a server fault that never happened.
+                status = 499
             handler = scope.get("route_handler")
             route = getattr(handler, "name", None) or ("unmatched" if handler is None else "?")
             self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)

@@ -288,3 +288,34 @@ def test_login_throttle_holds_across_worker_processes(served: Served):
         assert refused.status_code == 429
         assert refused.json()["detail"].startswith("Request was throttled.")
         assert 0 < int(refused.headers["retry-after"]) <= 300
+
+
+def _hangups_counted(served: Served) -> dict[str, float]:
+    text = httpx.get(f"{served.url}/metrics/", headers={"Authorization": AUTH}).text
+    counted: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("readapi_http_requests_total") and 'route="value-upsert"' in line:
+            status = line.split('status="')[1].split('"')[0]
+            counted[status] = counted.get(status, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counted
+
+
+def test_a_client_that_hangs_up_mid_body_is_counted_499_not_500(served: Served):
+    """Litestar answers a body cut short with a 500 nobody receives; /metrics/ must not
+    report it as a server fault."""
+    before = _hangups_counted(served)
+    sock = served.connect()
+    sock.sendall(
+        (
+            "PUT /datapoint/2/value/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: 1000\r\nAuthorization: {AUTH}"
+            "\r\n\r\n[{"
+        ).encode()
+    )
+    time.sleep(0.3)
+    sock.close()
+    deadline = time.monotonic() + 10
+    while (after := _hangups_counted(served)).get("499", 0) <= before.get("499", 0):
+        assert time.monotonic() < deadline, after
+        time.sleep(0.2)
+    assert after.get("500", 0) == before.get("500", 0)
