@@ -1,6 +1,7 @@
 """`make soak`: the whole service under steady load, then overload, with concurrent REST reads.
 
-python -m tests.soak [--minutes 30] [--burst-minutes 5] [--pi] [--backend postgres|sqlite]
+python -m tests.soak [--minutes 30] [--burst-minutes 5] [--burst-rate R] [--pi]
+                     [--backend postgres|sqlite]
 
 A site is taken as 1,000 datapoints every 10 s (100 messages/s). Phase 1 publishes QoS 1 at
 three sites' rate for --minutes while a bounded client reads the REST API; phase 2 publishes
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -32,6 +34,7 @@ from tests.bench.ingest_bench import DATAPOINTS, Database, _metric, _python
 from tests.support.broker import MosquittoProcess, free_port
 
 SITE_RATE = 100.0  # 1,000 datapoints every 10 s
+PUBLISHER_RATE = 4000.0  # QoS 1 messages/s one paced publisher is asked for, at most
 
 
 def _rss_mb(pid: int) -> float:
@@ -214,22 +217,30 @@ def run_phase(name, service, database, broker_port, rate, seconds, rest_rate, sa
     """Publish at `rate` for `seconds` while sampling; returns the phase's figures."""
     rest = RestLoad(service.base, service.token, database.first_id, rest_rate)
     rest.start()
-    publisher = _python(
-        "-m",
-        "tests.soak.paced_publisher",
-        database.connector,
-        str(database.first_id),
-        str(DATAPOINTS),
-        str(rate),
-        str(seconds),
-        str(broker_port),
-        "1",
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    # One paho publisher manages a few thousand QoS 1 messages a second; above that several
+    # share the rate, each on its own datapoints (two on one datapoint could stamp the same
+    # millisecond, and the second message would replace the first).
+    count = max(1, math.ceil(rate / PUBLISHER_RATE))
+    per_publisher = DATAPOINTS // count
+    publishers = [
+        _python(
+            "-m",
+            "tests.soak.paced_publisher",
+            database.connector,
+            str(database.first_id + k * per_publisher),
+            str(per_publisher),
+            str(rate / count),
+            str(seconds),
+            str(broker_port),
+            "1",
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(count)
+    ]
     rss_ingestd, rss_readapi, depths = [], [], []
     phase_start = previous = _lag_buckets(service.metrics_port)
-    while publisher.poll() is None:
+    while any(publisher.poll() is None for publisher in publishers):
         time.sleep(5)
         buckets = _lag_buckets(service.metrics_port)
         sample = {
@@ -247,13 +258,19 @@ def run_phase(name, service, database, broker_port, rate, seconds, rest_rate, sa
         rss_ingestd.append(sample["ingestd_rss_mb"])
         rss_readapi.append(sample["readapi_rss_mb"])
         depths.append(sample["queue_depth"] or 0)
-    published = json.loads(publisher.communicate()[0])
+    reports = [json.loads(publisher.communicate()[0]) for publisher in publishers]
+    published = {
+        "published": sum(r["published"] for r in reports),
+        "unacknowledged": sum(r["unacknowledged"] for r in reports),
+    }
     rest.stop.set()
     rest.join()
     quarter = max(1, len(rss_ingestd) // 4)
     return {
         "rate": rate,
         "seconds": seconds,
+        "publishers": count,
+        "published_per_s": round(published["published"] / seconds, 1),
         "published": published["published"],
         "unacknowledged_by_broker": published["unacknowledged"],
         "ingestd_rss_mb_first_quarter": round(statistics.mean(rss_ingestd[:quarter]), 1),
@@ -288,6 +305,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.soak")
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--burst-minutes", type=float, default=5.0)
+    parser.add_argument(
+        "--burst-rate",
+        type=float,
+        default=None,
+        help="msgs/s of the burst (default ten times the steady rate); above the ingest "
+        "ceiling a backlog builds at the broker and must be stored once the load stops",
+    )
     parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--pi", action="store_true", help="one core, SQLite, a site's rate")
     parser.add_argument("--rest-rate", type=float, default=10.0, help="REST requests/s")
@@ -324,7 +348,7 @@ def main() -> int:
                     service,
                     database,
                     broker.port,
-                    10 * steady_rate,
+                    args.burst_rate or 10 * steady_rate,
                     args.burst_minutes * 60,
                     args.rest_rate,
                     samples,
