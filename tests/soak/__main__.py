@@ -373,25 +373,37 @@ def main() -> int:
 
 
 def find_headroom(service, database, broker_port, samples) -> dict:
-    """Step the rate up, one minute each, while the lag's p99 stays under a second."""
+    """Double the rate, one minute a step, while the step's lag p99 stays under a second.
+
+    Ends at the first step the service does not sustain ("service": the headroom lies between
+    the last two rates), or the first the load generators cannot publish ("load generator":
+    the headroom is at least the last rate sustained; this machine cannot show more).
+    """
     sustained, published = SITE_RATE, 0
-    for multiple in (2, 4, 8, 16, 32, 64, 128):
+    limited_by, failed_at = "steps", None
+    for multiple in (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024):
         rate = SITE_RATE * multiple
         before = database.stored()
         phase = run_phase(
             f"headroom-{rate:.0f}", service, database, broker_port, rate, 60, 2.0, samples
         )
         published += phase["published"]
-        # Lag over the last minute: the queue must not have grown and rows kept pace.
+        if phase["published_per_s"] < 0.9 * rate:
+            limited_by, failed_at = "load generator", phase["published_per_s"]
+            break
+        # Lag over the minute: the queue must not have grown and rows kept pace.
         kept_pace = database.stored() - before >= 0.95 * phase["published"]
         lag = phase["lag_p99_s_upper_bound"]
         if not kept_pace or lag is None or lag > 1.0 or (phase["queue_depth_max"] or 0) > rate:
+            limited_by, failed_at = "service", rate
             break
-        sustained = rate
+        sustained = phase["published_per_s"]
         drain(database, before + phase["published"], timeout=120)
     return {
         "sustained_msgs_per_s": sustained,
-        "site_multiple": sustained / SITE_RATE,
+        "site_multiple": round(sustained / SITE_RATE, 1),
+        "limited_by": limited_by,
+        "next_step_msgs_per_s": failed_at,
         "published": published,
     }
 
