@@ -107,6 +107,9 @@ def _configure_connection(connection: psycopg.Connection) -> None:
     connection.commit()
 
 
+RECONNECT_WINDOW_S = 5.0
+
+
 def create_pool(conninfo: str, size: int) -> ConnectionPool:
     """A pool of `size` connections (one per writer), each with its staging tables."""
     return ConnectionPool(
@@ -114,9 +117,13 @@ def create_pool(conninfo: str, size: int) -> ConnectionPool:
         min_size=size,
         max_size=size,
         configure=_configure_connection,
-        # The database may be away for long; the pool keeps trying in the background and a
-        # writer retries its batch meanwhile (nothing is acknowledged until it commits).
-        reconnect_timeout=24 * 3600,
+        # The database may be away for long; a writer retries its batch meanwhile (nothing is
+        # acknowledged until it commits). psycopg_pool doubles the delay between its attempts
+        # to replace a connection without limit, so after an outage of T seconds the next try
+        # could be T seconds away. Giving up after a few seconds instead hands the slot back,
+        # and the writer's next request for a connection starts a fresh attempt at once: the
+        # writers reconnect within seconds of the database's return, however long it was away.
+        reconnect_timeout=RECONNECT_WINDOW_S,
         open=False,
         name="ingestd-writers",
     )
