@@ -63,11 +63,27 @@ def _refuse(reason: str) -> HTMLResponse:
     )
 
 
-class CsrfMiddleware:
-    """Placed inside the session middleware: it reads the session's token."""
+def _too_large(limit: int) -> HTMLResponse:
+    return HTMLResponse(
+        "<!DOCTYPE html><title>413 Request too large</title>"
+        f"<h1>Request body too large: the limit is {limit} bytes.</h1>",
+        status_code=413,
+        # The rest of the body is not worth reading: close after the answer.
+        headers={"Connection": "close"},
+    )
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class CsrfMiddleware:
+    """Placed inside the session middleware: it reads the session's token.
+
+    It reads every state-changing body whole (for the form's token), so it is also where the
+    admin UI's body limit holds: READAPI_MAX_BODY_BYTES, and never more than MAX_FORM_BYTES.
+    The admin app is mounted as plain ASGI, out of reach of Litestar's own limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_FORM_BYTES) -> None:
         self.app = app
+        self.limit = min(max_body_bytes, MAX_FORM_BYTES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
@@ -78,10 +94,13 @@ class CsrfMiddleware:
         if problem:
             await _refuse(problem)(scope, receive, send)
             return
-        body, complete = await _read_body(receive)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            await _too_large(self.limit)(scope, receive, send)
+            return
+        body, complete = await _read_body(receive, self.limit)
         if not complete:
-            response = HTMLResponse("<h1>Request body too large.</h1>", status_code=413)
-            await response(scope, receive, send)
+            await _too_large(self.limit)(scope, receive, send)
             return
         replay = _replayer(body, receive)
         expected = scope.get("session", {}).get("csrf")
@@ -98,7 +117,7 @@ class CsrfMiddleware:
         await self.app(scope, replay, send)
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
     chunks = []
     size = 0
     while True:
@@ -107,7 +126,7 @@ async def _read_body(receive: Receive) -> tuple[bytes, bool]:
             return b"".join(chunks), True
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_FORM_BYTES:
+        if size > limit:
             return b"", False
         chunks.append(chunk)
         if not message.get("more_body", False):

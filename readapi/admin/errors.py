@@ -7,8 +7,6 @@ import structlog
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from readapi.admin.body_limit import BodyTooLarge
-
 log = structlog.get_logger("readapi.admin")
 
 
@@ -31,17 +29,6 @@ class ErrorPagesMiddleware:
 
         try:
             await self.app(scope, receive, watch)
-        except BodyTooLarge as error:
-            if started:
-                raise
-            log.info("admin_body_too_large", path=scope.get("path"))
-            page = HTMLResponse(
-                f"<!DOCTYPE html><title>Request too large</title><h1>{error}</h1>",
-                status_code=413,
-                # The rest of the body is not worth reading: close after the answer.
-                headers={"Connection": "close"},
-            )
-            await page(scope, receive, send)
         except Exception:
             log.exception("admin_error", path=scope.get("path"), method=scope.get("method"))
             if started or self.debug:

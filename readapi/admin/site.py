@@ -19,7 +19,6 @@ from starlette.responses import RedirectResponse, Response
 
 from readapi.admin import formatting, queries
 from readapi.admin.auth import LOGIN_FAILED, AdminAuthentication, throttled_message
-from readapi.admin.body_limit import BodyLimitMiddleware
 from readapi.admin.csrf import CsrfMiddleware, csrf_token
 from readapi.admin.errors import ErrorPagesMiddleware
 from readapi.admin.formatting import now_ms
@@ -103,7 +102,9 @@ def build_site(settings: Settings, services: Services, secret: str) -> Starlette
         throttle_of=lambda: services.authenticator.throttle,
     )
     # Inside the session middleware, so the token check can read the session.
-    authentication.middlewares.append(Middleware(CsrfMiddleware))
+    authentication.middlewares.append(
+        Middleware(CsrfMiddleware, max_body_bytes=settings.readapi_max_body_bytes)
+    )
     authorization = CodenameAuthorization()
     admin = BemcomAdmin(
         outer,
@@ -113,10 +114,7 @@ def build_site(settings: Settings, services: Services, secret: str) -> Starlette
         templates_dir=str(TEMPLATES),
         authentication_backend=authentication,
         authorization_backend=authorization,
-        middlewares=[
-            Middleware(ErrorPagesMiddleware, debug=settings.django_debug),
-            Middleware(BodyLimitMiddleware, limit=settings.readapi_max_body_bytes),
-        ],
+        middlewares=[Middleware(ErrorPagesMiddleware, debug=settings.django_debug)],
     )
     admin.services = services
     admin.settings = settings
