@@ -46,12 +46,17 @@ create_metrics_user() {
     # The account Prometheus scrapes /metrics/ with (compose profile `monitoring`). Its
     # password is the variable's: set at every start, so changing the variable changes it.
     if [[ -n "${BEMCOM_METRICS_PASSWORD:-}" ]]; then
-        if [[ "${BEMCOM_METRICS_USERNAME:-prometheus}" == "${DJANGO_SUPERUSER_USERNAME:-}" ]]; then
-            log "BEMCOM_METRICS_USERNAME must not be the superuser (it would lose its rights)"
-            exit 2
-        fi
         printf '%s\n' "$BEMCOM_METRICS_PASSWORD" | "$PYTHON" -m readapi createuser \
             "${BEMCOM_METRICS_USERNAME:-prometheus}" --permission view_datapoint
+    fi
+}
+
+check_accounts() {
+    # Before anything starts: createuser would make the superuser a metrics-only account.
+    if [[ -n "${BEMCOM_METRICS_PASSWORD:-}" \
+          && "${BEMCOM_METRICS_USERNAME:-prometheus}" == "${DJANGO_SUPERUSER_USERNAME:-}" ]]; then
+        log "BEMCOM_METRICS_USERNAME must not be the superuser (it would lose its rights)"
+        exit 2
     fi
 }
 
@@ -85,6 +90,7 @@ run_both() {
 role="${1:-${BEMCOM_ROLE:-all}}"
 case "$role" in
     migrate)
+        check_accounts
         migrate
         create_accounts
         ;;
@@ -93,11 +99,13 @@ case "$role" in
         exec "$PYTHON" -m ingestd
         ;;
     readapi)
+        check_accounts
         migrate
         create_accounts
         exec "$PYTHON" -m readapi
         ;;
     all)
+        check_accounts
         migrate
         create_accounts
         run_both
