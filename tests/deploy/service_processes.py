@@ -100,3 +100,26 @@ def readapi(
     base = f"http://127.0.0.1:{port}"
     with _process("readapi", env, log, f"{base}/health/live") as process:
         yield process, base
+
+
+@contextlib.contextmanager
+def fresh_postgres_env() -> Iterator[dict[str, str]]:
+    """The environment of a new, empty PostgreSQL database, which the processes under test
+    migrate themselves. Not a copy of the suite's template: with TimescaleDB preloaded, its
+    background scheduler may hold a connection to the template, and CREATE DATABASE ...
+    TEMPLATE then fails at random ("is being accessed by other users")."""
+    from tests.conftest import PG_HOST, PG_PORT, PG_USER, admin_connect, base_env
+
+    name = f"bemcom_deploy_{secrets.token_hex(6)}"
+    with admin_connect() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base_env(
+            DJANGOAPIDB_HOST=PG_HOST,
+            DJANGOAPIDB_PORT=str(PG_PORT),
+            DJANGOAPIDB_USER=PG_USER,
+            DJANGOAPIDB_DBNAME=name,
+        )
+    finally:
+        with admin_connect() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -25,6 +25,7 @@ from readapi.passwords import hash_password, verify_password
 from schema.database import connect_sqlite, create_sqlalchemy_engine
 from schema.settings import load_settings
 from schema.tables import auth_user
+from tests.deploy.service_processes import fresh_postgres_env
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -157,12 +158,20 @@ def user(engine, username: str):
         ).one()
 
 
-def test_a_changed_superuser_survives_a_restart(db_env, tmp_path: Path):
+def test_a_changed_superuser_survives_a_restart(tmp_path: Path):
+    # On a new PostgreSQL database (compose's), which the entrypoint migrates itself. The
+    # account code is the same SQLAlchemy on SQLite (test_entrypoint.py runs that for real).
+    with fresh_postgres_env() as database:
+        changed_superuser_survives_a_restart(database, tmp_path)
+
+
+def changed_superuser_survives_a_restart(database: dict[str, str], tmp_path: Path) -> None:
     env = {
-        **db_env,
+        **database,
         "LOGLEVEL": "WARNING",
         "DJANGO_SUPERUSER_USERNAME": "boss",
         "DJANGO_SUPERUSER_PASSWORD": "first-password",
+        "BEMCOM_METRICS_PASSWORD": "scrape-password",
     }
     run_entrypoint(env, tmp_path)
     engine = create_sqlalchemy_engine(load_settings(env))
@@ -182,15 +191,7 @@ def test_a_changed_superuser_survives_a_restart(db_env, tmp_path: Path):
         assert verify_password(after.password, "changed-in-the-ui")
         assert not verify_password(after.password, "first-password")
         assert not after.is_active
-    finally:
-        engine.dispose()
-
-
-def test_the_metrics_account_gets_view_datapoint_only(sqlite_env, tmp_path: Path):
-    env = {**sqlite_env, "LOGLEVEL": "WARNING", "BEMCOM_METRICS_PASSWORD": "scrape-password"}
-    run_entrypoint(env, tmp_path)
-    engine = create_sqlalchemy_engine(load_settings(env))
-    try:
+        # The metrics account: view_datapoint only, not a superuser, the variable's password.
         metrics = user(engine, "prometheus")
         assert verify_password(metrics.password, "scrape-password")
         with engine.connect() as connection:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import admin_connect
-from tests.deploy.service_processes import REPO, ingestd, poll
+from tests.deploy.service_processes import REPO, fresh_postgres_env, ingestd, poll
 from tests.support.broker import MosquittoProcess
 
 
@@ -56,9 +56,9 @@ def test_unhealthy_while_the_broker_is_away(sqlite_env, tmp_path: Path):
         broker.stop()
 
 
-def test_unhealthy_while_the_database_refuses_connections(pg_env, tmp_path: Path):
-    name = pg_env["DJANGOAPIDB_DBNAME"]
-    with ingestd(pg_env, tmp_path / "ingestd.log") as (_process, url):
+def test_unhealthy_while_the_database_refuses_connections(tmp_path: Path):
+    with fresh_postgres_env() as env, ingestd(env, tmp_path / "ingestd.log") as (_process, url):
+        name = env["DJANGOAPIDB_DBNAME"]
         poll(lambda: healthy(url), what="healthy with broker and database")
         with admin_connect() as admin:
             # The database is "away" for ingestd: no new connections, existing ones cut.
