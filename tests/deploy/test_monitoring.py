@@ -333,3 +333,53 @@ def test_a_real_prometheus_scrapes_both_and_evaluates_every_query(services, tmp_
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def test_compose_grafana_and_prometheus_files_agree():
+    """What no engine here can run, checked across the files: mounts, uids, names, ports."""
+    compose = yaml.safe_load((REPO / "deploy" / "docker-compose.yml").read_text())
+    services = compose["services"]
+    grafana = services["grafana"]
+    mounts = dict(volume.split(":")[:2] for volume in grafana["volumes"])
+    provider = yaml.safe_load(
+        (MONITORING / "grafana" / "provisioning" / "dashboards" / "bemcom.yml").read_text()
+    )
+    assert mounts["./monitoring/grafana/dashboards"] == provider["providers"][0]["options"]["path"]
+    assert mounts["./monitoring/grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert grafana["entrypoint"][-1] == mounts["./monitoring/grafana/start.sh"]
+    for variable in ("HOST", "PORT", "USER", "PASSWORD", "DBNAME"):
+        assert f"DJANGOAPIDB_{variable}" in grafana["environment"]
+    source = yaml.safe_load(
+        (MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"][0]
+    assert source["url"] == "http://prometheus:9090"
+    referenced = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "prometheus" and "uid" in node:
+                referenced.add(node["uid"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads((DASHBOARDS / "bemcom-service.json").read_text()))
+    assert referenced == {source["uid"]}
+    # Prometheus: its files mounted where start.sh and prometheus.yml expect them, and the
+    # targets are the services' names and ports, readapi's name an allowed host.
+    prometheus = services["prometheus"]
+    assert "./monitoring/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    assert prometheus["entrypoint"] == ["/bin/sh", "/etc/prometheus/start.sh"]
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"][0] for job in config["scrape_configs"]
+    }
+    assert targets == {"ingestd": "ingestd:9464", "readapi": "readapi:8080"}
+    readapi_env = services["readapi"]["environment"]
+    assert "readapi" in json.loads(readapi_env["DJANGO_ALLOWED_HOSTS"])
+    assert (
+        readapi_env["BEMCOM_METRICS_PASSWORD"]
+        == prometheus["environment"]["BEMCOM_METRICS_PASSWORD"]
+    )
