@@ -383,3 +383,42 @@ def test_compose_grafana_and_prometheus_files_agree():
         readapi_env["BEMCOM_METRICS_PASSWORD"]
         == prometheus["environment"]["BEMCOM_METRICS_PASSWORD"]
     )
+
+
+def memory_pids(services: dict[str, str]) -> set[int]:
+    text = get(services["readapi"], METRICS_USER) or ""
+    return {
+        int(sample.labels["pid"])
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "readapi_worker_resident_memory_bytes"
+    }
+
+
+def uvicorn_workers(pid: str) -> set[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {
+        int(child)
+        for child in children
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    }
+
+
+def test_a_killed_workers_memory_is_forgotten(services):
+    # Last in this module: it kills one of the shared readapi's workers.
+    import signal
+
+    workers = poll(lambda: len(w := uvicorn_workers(services["readapi_pid"])) == 2 and w)
+    poll(lambda: memory_pids(services) == workers, what="both workers' memory reported")
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)  # no shutdown hook runs: its gauge file stays behind
+    # uvicorn starts a replacement; /metrics/ reports the two living workers, not the dead one.
+    poll(
+        lambda: (
+            len(living := uvicorn_workers(services["readapi_pid"])) == 2
+            and victim not in living
+            and memory_pids(services) == living
+        ),
+        60,
+        "the replacement reported and the killed worker forgotten",
+    )
