@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -294,6 +295,23 @@ def test_systemd_units_exposure_is_low(tmp_path: Path):
         assert score is not None, done.stdout[-500:] + done.stderr
         assert float(score.group(1)) <= 2.5, (unit.name, score.group(1))
         assert done.returncode == 0, done.stdout[-2000:]
+
+
+@pytest.mark.parametrize("unit", ["bemcom-ingestd.service", "bemcom-readapi.service"])
+def test_units_refuse_to_start_while_the_env_file_is_readable_by_others(tmp_path: Path, unit):
+    # The unit's own ExecStartPre line, run as systemd would run it (after its $$ unescaping).
+    (pre,) = unit_directives((DEPLOY / "systemd" / unit).read_text())["ExecStartPre"]
+    assert pre.startswith("+")  # as root: the file is root's
+    env_file = tmp_path / "bemcom.env"
+    env_file.write_text("DJANGO_SECRET_KEY=x\n")
+    command = shlex.split(
+        pre[1:].replace("$$", "$").replace("/etc/bemcom/bemcom.env", str(env_file))
+    )
+    for mode, refused in ((0o644, True), (0o604, True), (0o600, False), (0o640, False)):
+        env_file.chmod(mode)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert (done.returncode == 1) is refused, (oct(mode), done.stderr)
+        assert ("readable by other users" in done.stderr) is refused
 
 
 def test_env_file_is_installed_owner_only_and_ships_no_secret():
