@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Container entrypoint: migrate, create the superuser, then run the chosen process.
+# Container entrypoint: migrate, create the accounts, then run the chosen process.
 #
 #   bemcom-entrypoint all       ingestd and readapi in one container (the default)
 #   bemcom-entrypoint ingestd   only the MQTT -> database daemon
 #   bemcom-entrypoint readapi   only the REST API (port 8080)
-#   bemcom-entrypoint migrate   migrate and create the superuser, then exit (an init job)
+#   bemcom-entrypoint migrate   migrate and create the accounts, then exit (an init job)
 #   bemcom-entrypoint backup -b -t http://... ...   the backup tool (python -m backup)
 #   bemcom-entrypoint <anything else>               run that command (e.g. bash)
 #
@@ -32,12 +32,37 @@ migrate() {
 }
 
 create_superuser() {
-    # As the original: only when username and password are both given. Creates the
-    # account, or sets its password to the configured one.
+    # As the original: only when username and password are both given, and only if the
+    # account does not exist yet. A password changed in the admin UI, or an account
+    # deactivated there, survives a restart: the variables seed the account, never reset it.
     if [[ -n "${DJANGO_SUPERUSER_USERNAME:-}" && -n "${DJANGO_SUPERUSER_PASSWORD:-}" ]]; then
         printf '%s\n' "$DJANGO_SUPERUSER_PASSWORD" | "$PYTHON" -m readapi createuser \
-            "$DJANGO_SUPERUSER_USERNAME" --superuser --email "${DJANGO_SUPERUSER_EMAIL:-}"
+            "$DJANGO_SUPERUSER_USERNAME" --superuser --keep-existing \
+            --email "${DJANGO_SUPERUSER_EMAIL:-}"
     fi
+}
+
+create_metrics_user() {
+    # The account Prometheus scrapes /metrics/ with (compose profile `monitoring`). Its
+    # password is the variable's: set at every start, so changing the variable changes it.
+    if [[ -n "${BEMCOM_METRICS_PASSWORD:-}" ]]; then
+        printf '%s\n' "$BEMCOM_METRICS_PASSWORD" | "$PYTHON" -m readapi createuser \
+            "${BEMCOM_METRICS_USERNAME:-prometheus}" --permission view_datapoint
+    fi
+}
+
+check_accounts() {
+    # Before anything starts: createuser would make the superuser a metrics-only account.
+    if [[ -n "${BEMCOM_METRICS_PASSWORD:-}" \
+          && "${BEMCOM_METRICS_USERNAME:-prometheus}" == "${DJANGO_SUPERUSER_USERNAME:-}" ]]; then
+        log "BEMCOM_METRICS_USERNAME must not be the superuser (it would lose its rights)"
+        exit 2
+    fi
+}
+
+create_accounts() {
+    create_superuser
+    create_metrics_user
 }
 
 run_both() {
@@ -65,21 +90,24 @@ run_both() {
 role="${1:-${BEMCOM_ROLE:-all}}"
 case "$role" in
     migrate)
+        check_accounts
         migrate
-        create_superuser
+        create_accounts
         ;;
     ingestd)
         migrate
         exec "$PYTHON" -m ingestd
         ;;
     readapi)
+        check_accounts
         migrate
-        create_superuser
+        create_accounts
         exec "$PYTHON" -m readapi
         ;;
     all)
+        check_accounts
         migrate
-        create_superuser
+        create_accounts
         run_both
         ;;
     backup)

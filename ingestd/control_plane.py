@@ -185,6 +185,7 @@ class ControlPlane:
             self._announced = messages
             self._version = version
             self._metrics.control_plane_syncs.inc()
+            self._metrics.database_connected.set(1)
             if self._connected:
                 self._subscribe(sorted(added), retained=True)
                 self._unsubscribe(sorted(removed))
@@ -236,10 +237,12 @@ class ControlPlane:
             try:
                 if read_version(self._engine) != self._version:
                     self.sync()
+                self._metrics.database_connected.set(1)
                 if failing:
                     self._log.info("control_plane_database_back")
                 failing = False
             except Exception as error:
+                self._metrics.database_connected.set(0)
                 if not failing:
                     self._log.warning("control_plane_database_error", error=str(error)[:300])
                 failing = True

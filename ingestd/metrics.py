@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 _BATCH_SIZES = (1, 10, 50, 100, 500, 1000, 2000, 5000, 10000)
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -14,6 +14,8 @@ class IngestMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # process_resident_memory_bytes and friends: a registry of our own gets none by itself.
+        ProcessCollector(registry=r)
         self.received = Counter(
             "ingestd_messages_received", "MQTT messages taken in, by kind", ["kind"], registry=r
         )
@@ -55,6 +57,11 @@ class IngestMetrics:
         )
         self.mqtt_connected = Gauge(
             "ingestd_mqtt_connected", "1 while connected to the broker", registry=r
+        )
+        self.database_connected = Gauge(
+            "ingestd_database_connected",
+            "1 while the database answers (polled 4 times a second by the control plane)",
+            registry=r,
         )
         self.subscribed = Gauge(
             "ingestd_subscribed", "1 while connected with every subscription granted", registry=r

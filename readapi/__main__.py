@@ -2,7 +2,8 @@
 
 python -m readapi                     serve (migrate, create the superuser, run uvicorn)
 python -m readapi createuser NAME     create or reset a user (password from --password
-                                      or stdin), optionally --superuser / --permission
+                                      or stdin), optionally --superuser / --permission;
+                                      --keep-existing leaves an existing user alone
 python -m readapi createtoken NAME    print a new API token for a user
 """
 
@@ -98,6 +99,14 @@ def create_user_command(settings: Settings, args: argparse.Namespace) -> int:
     engine = migrated_engine(settings)
     try:
         with engine.begin() as connection:
+            if args.keep_existing:
+                from readapi.accounts import user_by_name
+
+                existing = user_by_name(connection, args.username)
+                if existing is not None:
+                    # Changed or deactivated since (admin UI): a restart must not undo it.
+                    print(f"user {args.username} (id {existing.id}) exists; left as it is")
+                    return 0
             user_id = create_user(
                 connection,
                 args.username,
@@ -141,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     user.add_argument("--password", help="read from stdin when left out")
     user.add_argument("--email", default="")
     user.add_argument("--superuser", action="store_true")
+    user.add_argument(
+        "--keep-existing",
+        action="store_true",
+        help="leave an existing user as it is (password, flags, permissions)",
+    )
     user.add_argument(
         "--permission",
         action="append",

@@ -22,7 +22,7 @@ ROUTE_MODULES = (datapoints, messages, connectors, tokens, health, metrics, docs
 
 def create_app(settings: Settings) -> Litestar:
     """The application for one worker. Nothing connects until its lifespan starts."""
-    request_metrics = RequestMetrics()
+    request_metrics = RequestMetrics(settings.prometheus_multiproc_dir)
     services = Services(settings, request_metrics)
     route_handlers = [h for module in ROUTE_MODULES for h in module.handlers(settings)]
     route_handlers += admin_handlers(settings, services)
@@ -30,8 +30,8 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[root],
         state=State({"services": services}),
-        on_startup=[lambda: services.start()],
-        on_shutdown=[lambda: services.stop()],
+        on_startup=[lambda: services.start(), request_metrics.start],
+        on_shutdown=[request_metrics.stop, lambda: services.stop()],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             DefineMiddleware(AllowedHostsMiddleware, allowed_hosts=settings.django_allowed_hosts),

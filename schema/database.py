@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
+import structlog
 from sqlalchemy import URL, Engine, create_engine, event
 
 from schema.settings import Settings
@@ -46,6 +49,41 @@ def psycopg_conninfo(settings: Settings) -> str:
     )
 
 
+def _narrow(path: Path, mode: int) -> None:
+    """Take group and other permissions away from `path` (owner bits beyond `mode` too)."""
+    current = stat.S_IMODE(path.stat().st_mode)
+    if current & ~mode:
+        try:
+            path.chmod(current & mode)
+        except PermissionError:
+            # Not ours (a volume mounted by another user): say so instead of refusing to run.
+            structlog.get_logger("schema").warning(
+                "sqlite_mode_not_narrowed", path=str(path), mode=oct(current), wanted=oct(mode)
+            )
+            return
+        structlog.get_logger("schema").warning(
+            "sqlite_mode_narrowed", path=str(path), was=oct(current), now=oct(current & mode)
+        )
+
+
+def prepare_sqlite_location(settings: Settings) -> None:
+    """Create the data directory (0700) and the SQLite file (0600), narrowing older modes.
+
+    The file holds the password hashes and the generated session-signing key: whoever can
+    read it can forge an admin session. SQLite gives its -wal and -shm files the database
+    file's mode, so they follow.
+    """
+    directory = Path(settings.data_dir)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _narrow(directory, 0o700)
+    path = settings.sqlite_path
+    # O_CREAT with 0600 before SQLite opens it: SQLite itself would create it 0644.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for companion in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if companion.exists():
+            _narrow(companion, 0o600)
+
+
 def configure_sqlite_connection(connection: sqlite3.Connection) -> None:
     for pragma in SQLITE_PRAGMAS:
         connection.execute(pragma)
@@ -53,7 +91,7 @@ def configure_sqlite_connection(connection: sqlite3.Connection) -> None:
 
 def connect_sqlite(settings: Settings) -> sqlite3.Connection:
     """A plain sqlite3 connection with the shared pragmas, in autocommit mode."""
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    prepare_sqlite_location(settings)
     connection = sqlite3.connect(
         settings.sqlite_path, isolation_level=None, check_same_thread=False, timeout=30
     )
@@ -63,7 +101,7 @@ def connect_sqlite(settings: Settings) -> sqlite3.Connection:
 
 def create_sqlalchemy_engine(settings: Settings) -> Engine:
     if not settings.uses_postgres:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_location(settings)
         engine = create_engine(sqlalchemy_url(settings), connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -88,7 +88,7 @@ def test_migrate_role_migrates_and_creates_the_superuser(fake):
     assert entrypoint(env, "migrate").wait(10) == 0
     assert commands(env) == [
         "-m schema migrate",
-        "-m readapi createuser boss --superuser --email b@example.com",
+        "-m readapi createuser boss --superuser --keep-existing --email b@example.com",
         "stdin=pa ss$word",  # by stdin: a password on the command line shows in `ps`
     ]
 
