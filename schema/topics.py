@@ -84,7 +84,7 @@ def broker_name_problem(name: str | bytes, max_bytes: int = NAME_MAX_BYTES) -> s
     if isinstance(name, bytes):
         name = name.decode("utf-8")
     if "/" in name:
-        return "The name must not contain '/': it is one MQTT topic level."
+        return "The name must not contain '/': it is an MQTT topic level."
     if name.startswith("$"):
         return "The name must not start with '$' (reserved by MQTT)."
     size = len(name.encode("utf-8"))

@@ -34,7 +34,7 @@ REFUSED = {
     "last\U0010ffff": "non-character U+10FFFF",
     "a+b": "wildcard '+'",
     "a#": "wildcard '#'",
-    "a/b": "one MQTT topic level",
+    "a/b": "it is an MQTT topic level",
     "$SYS": "reserved by MQTT",
     "é" * 101: "at most 200 bytes",
 }
