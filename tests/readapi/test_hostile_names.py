@@ -69,7 +69,9 @@ def test_connector_create_answers_400_saying_what_is_wrong(scene: Scene, client:
     assert fine.status_code == 201, fine.text
 
 
-def test_datapoint_post_does_not_create_a_refused_connector(scene: Scene, client: TestClient):
+def test_datapoint_post_and_restore_do_not_create_a_refused_connector(
+    scene: Scene, client: TestClient
+):
     before = _connector_count(scene)
     items = [
         {"connector": {"name": scene.connector_name}, "key_in_connector": "ok", "type": "sensor"},
@@ -85,10 +87,8 @@ def test_datapoint_post_does_not_create_a_refused_connector(scene: Scene, client
     assert _connector_count(scene) == before
     assert scene.execute("SELECT count(*) FROM datapoint WHERE key_in_connector = 'ok'")[0][0] == 0
 
-
-def test_restore_skips_a_datapoint_of_a_refused_connector(scene: Scene, client: TestClient):
-    """backup's restore creates connectors through POST /datapoint/: it names the one
-    refused and restores the rest."""
+    # backup's restore creates connectors through POST /datapoint/: it names the one
+    # refused and restores the rest.
     api = Api("http://testserver")
     api.client.close()
     api.client = client  # the real app, in process
