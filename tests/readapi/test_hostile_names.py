@@ -64,6 +64,7 @@ def test_connector_create_answers_400_saying_what_is_wrong(scene: Scene, client:
     # A lone surrogate, as JSON can spell it, is not UTF-8: 400, never 500.
     answer = client.post("/connector/", content=b'{"name": "s\\ud800"}', headers=JSON)
     assert answer.status_code == 400, answer.text
+    assert "lone surrogate U+D800" in answer.json()["name"][0]
     assert _connector_count(scene) == before
     fine = client.post("/connector/", content=json.dumps({"name": "Grüße 2"}), headers=JSON)
     assert fine.status_code == 201, fine.text
