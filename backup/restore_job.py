@@ -60,14 +60,21 @@ def restore_metadata(
     for raw in sorted(raw_datapoints, key=lambda d: d["id"]):
         item = metadata_item(raw, activate, constrained)
         key = (raw["connector"]["name"], raw["key_in_connector"], raw["type"])
-        response = None
+        created = response = None
         if key not in target and create:
-            response = api.create_datapoint(item)
+            created = response = api.create_datapoint(item)
         if response is None or response.status_code != 201:
             # Exists (perhaps inactive, which GET does not list): update it instead.
             response = api.update_datapoint(item)
         if response.status_code not in (200, 201):
-            log.warning("datapoint_not_restored", datapoint=key, error=response.text[:300])
+            # Both errors: the creation's says why a new one was refused (a connector name
+            # the broker refuses, say), the update's why no existing one was found.
+            log.warning(
+                "datapoint_not_restored",
+                datapoint=key,
+                error=response.text[:300],
+                create_error=None if created is None else created.text[:300],
+            )
             continue
         mapping[raw["id"]] = response.json()[0]["id"]
     return mapping

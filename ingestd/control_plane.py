@@ -4,6 +4,11 @@ Triggers bump control_plane_version on every change that matters here (schema mi
 0001), so polling one row four times a second notices a change made anywhere (REST, admin
 UI, psql) well within a second. On a change: new routes, subscription changes, and the
 datapoint maps and controlled datapoints that changed are republished (retained, QoS 2).
+
+A connector or controller whose name the broker refuses (stored before names were checked,
+or by hand) is left out, with a warning and the ingestd_refused_names gauge: one SUBSCRIBE
+or PUBLISH to its topics would get ingestd disconnected, again on every reconnect, and
+ingest would stop for every connector.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy import Engine, select
@@ -26,7 +32,7 @@ from ingestd.metrics import IngestMetrics
 from ingestd.pipeline import MessageIntake
 from ingestd.routing import ActiveDatapoint, ConnectorRow, build_routes, subscription_topic
 from schema import tables as t
-from schema.topics import controlled_datapoints_topic, datapoint_map_topic
+from schema.topics import broker_refusal, controlled_datapoints_topic, datapoint_map_topic
 
 POLL_INTERVAL_S = 0.25
 SUBSCRIBE_CHUNK = 500
@@ -100,6 +106,43 @@ def load_state(engine: Engine) -> ControlState:
     return ControlState(connectors, active, controllers, pairs)
 
 
+class Refused(msgspec.Struct, frozen=True):
+    """A name left out of the control plane, and why the broker refuses it."""
+
+    kind: str  # "connector" or "controller"
+    name: str
+    problem: str
+
+
+def without_refused_names(state: ControlState) -> tuple[ControlState, list[Refused]]:
+    """`state` without the connectors and controllers whose names the broker refuses, their
+    datapoints, and the controlled pairs that point at them; and what was left out."""
+    refused = [
+        Refused("connector", c.name, problem)
+        for c in state.connectors
+        if (problem := broker_refusal(c.name))
+    ]
+    refused += [
+        Refused("controller", name, problem)
+        for name in state.controllers
+        if (problem := broker_refusal(name))
+    ]
+    if not refused:
+        return state, refused
+    bad = {r.name for r in refused}
+    kept = ControlState(
+        [c for c in state.connectors if c.name not in bad],
+        [dp for dp in state.active_datapoints if dp.connector_name not in bad],
+        [name for name in state.controllers if name not in bad],
+        [
+            p
+            for p in state.pairs
+            if not {p.controller_name, p.sensor_connector, p.actuator_connector} & bad
+        ],
+    )
+    return kept, refused
+
+
 def read_version(engine: Engine) -> int | None:
     with engine.connect() as connection:
         return connection.execute(
@@ -160,13 +203,15 @@ class ControlPlane:
         self._version: int | None = None
         self._connected = False
         self._pending_subscriptions: set[int] = set()
+        self._refused: set[Refused] = set()
         self.subscribed = threading.Event()
 
     def sync(self) -> None:
         """Reload from the database and apply what changed."""
         with self._lock:
             version = read_version(self._engine)
-            state = load_state(self._engine)
+            state, refused = without_refused_names(load_state(self._engine))
+            self._report_refused(refused)
             routes = build_routes(state.connectors, state.active_datapoints, self._partitions)
             # Routes first: retained messages arrive as soon as a subscription is granted.
             self._intake.routes = routes
@@ -199,6 +244,19 @@ class ControlPlane:
                 unsubscribed=len(removed),
                 republished=len(changed) if self._connected else 0,
             )
+
+    def _report_refused(self, refused: list[Refused]) -> None:
+        for kind in ("connector", "controller"):
+            self._metrics.refused_names.labels(kind).set(sum(r.kind == kind for r in refused))
+        for entry in sorted(set(refused) - self._refused, key=lambda r: (r.kind, r.name)):
+            self._log.warning(
+                "name_refused_by_broker",
+                kind=entry.kind,
+                name=entry.name,
+                problem=entry.problem,
+                action=f"left out until the {entry.kind} is renamed or deleted",
+            )
+        self._refused = set(refused)
 
     def on_connect(self, client, _userdata, flags, reason_code, _properties) -> None:
         if reason_code.is_failure:

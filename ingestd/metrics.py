@@ -72,5 +72,12 @@ class IngestMetrics:
             registry=r,
         )
 
+        self.refused_names = Gauge(
+            "ingestd_refused_names",
+            "Connectors and controllers left out because the broker refuses their names",
+            ["kind"],
+            registry=r,
+        )
+
     def watch_queue(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)

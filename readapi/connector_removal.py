@@ -2,7 +2,8 @@
 
 The empty datapoint map is published (retained, QoS 2) before the rows go: the connector
 stops sending before its datapoints disappear, and nothing arrives for topics no longer
-known. If the broker cannot take the map, nothing is deleted.
+known. If the broker cannot take the map, nothing is deleted. A connector whose name the
+broker refuses (stored before names were checked) is deleted without one.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from readapi import datapoints_store as store
 from readapi.db import MAX_ID
 from readapi.services import Services
-from schema.topics import datapoint_map_topic
+from schema.topics import broker_refusal, datapoint_map_topic
 
 EMPTY_DATAPOINT_MAP = b'{"sensor": {}, "actuator": {}}'
 
@@ -26,9 +27,12 @@ def remove_connector(services: Services, connector_id: int) -> str | None:
         found = store.get_connector(connection, connector_id)
     if found is None:
         return None
-    services.publisher.publish(
-        datapoint_map_topic(found[1]), EMPTY_DATAPOINT_MAP, qos=2, retain=True
-    )
+    # A name the broker refuses has no topics anyone could subscribe to, so there is no
+    # connector to tell; publishing would only get readapi disconnected.
+    if broker_refusal(found[1]) is None:
+        services.publisher.publish(
+            datapoint_map_topic(found[1]), EMPTY_DATAPOINT_MAP, qos=2, retain=True
+        )
     with services.database.begin() as connection:
         store.delete_connector(connection, connector_id)
     return found[1]

@@ -64,6 +64,14 @@ def pg_template() -> Iterator[str]:
     engine = create_sqlalchemy_engine(settings)
     migrate(engine)
     engine.dispose()
+    with admin_connect() as conn:
+        # CREATE DATABASE ... TEMPLATE fails while any session is connected to the template,
+        # and TimescaleDB's scheduler connects to every database that allows connections.
+        conn.execute(f'ALTER DATABASE "{TEMPLATE_DB}" WITH ALLOW_CONNECTIONS false')
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (TEMPLATE_DB,),
+        )
     yield TEMPLATE_DB
     with admin_connect() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')

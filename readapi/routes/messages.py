@@ -36,7 +36,7 @@ from readapi.routes.common import datapoint_or_404, in_thread, json_bytes, servi
 from readapi.services import Services
 from readapi.validation import validate_many, validate_one
 from schema.settings import Settings
-from schema.topics import datapoint_topic
+from schema.topics import broker_refusal, datapoint_topic
 
 MODELS = {
     "value": "datapointvalue",
@@ -100,6 +100,14 @@ def _publish(services: Services, kind: str, dp_id: int, data: Any) -> Response:
     if dp.type != "actuator":
         raise ApiError(400, ACTUATOR_ONLY)
     validated = validate_one(kind, data, dp)
+    refused = broker_refusal(dp.connector_name)
+    if refused:
+        # The broker would drop readapi's connection (and whatever else it was sending).
+        raise detail(
+            409,
+            f"This datapoint's connector has a name the MQTT broker refuses, so nothing can "
+            f"be published to it: {refused} Rename the connector.",
+        )
     # What the original publishes: Python's json.dumps of the validated message.
     payload = json.dumps(validated)
     try:
