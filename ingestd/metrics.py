@@ -59,6 +59,12 @@ class IngestMetrics:
         self.subscribed = Gauge(
             "ingestd_subscribed", "1 while connected with every subscription granted", registry=r
         )
+        self.ready = Gauge(
+            "ingestd_ready",
+            "1 while every writer, the control plane and the MQTT network loop run; 0 "
+            "before start, while stopping, and once one of them died (ingestd then exits 3)",
+            registry=r,
+        )
         self.control_plane_syncs = Counter(
             "ingestd_control_plane_syncs",
             "Reloads of connectors and active datapoints",
