@@ -172,5 +172,8 @@ class IngestDaemon:
             server.shutdown()
             thread.join(5)
         self.engine.dispose()
-        self.log.info("ingestd_stopped", flushed=flushed, held=self.inbox.depth())
+        # What was committed before exit: the record a supervisor or a test can check.
+        self.log.info(
+            "ingestd_stopped", flushed=flushed, held=self.inbox.depth(), **self.metrics.totals()
+        )
         return flushed

@@ -71,5 +71,23 @@ class IngestMetrics:
             registry=r,
         )
 
+    def totals(self) -> dict[str, int]:
+        """Messages received, stored and rejected since start, over every kind and cause."""
+        totals = {}
+        for name, counter in (
+            ("received", self.received),
+            ("stored", self.stored),
+            ("rejected", self.rejected),
+        ):
+            totals[name] = int(
+                sum(
+                    sample.value
+                    for metric in counter.collect()
+                    for sample in metric.samples
+                    if sample.name.endswith("_total")
+                )
+            )
+        return totals
+
     def watch_queue(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)
