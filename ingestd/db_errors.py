@@ -66,9 +66,11 @@ def classify_postgres(error: BaseException) -> Verdict:
     if isinstance(error, psycopg.Error):
         sqlstate = error.sqlstate
         if sqlstate is None:
-            # No answer from the server: the connection failed or the pool had none to
-            # give (PoolTimeout is an OperationalError).
-            return Verdict(isinstance(error, psycopg.OperationalError), OTHER_DATABASE_CAUSE)
+            # Raised on the client's side. The connection failed, was lost or closed, or the
+            # pool had none to give (PoolTimeout is an OperationalError): transient. Others
+            # are about the data (a DataError for U+0000 in text): permanent.
+            connection = isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
+            return Verdict(connection, OTHER_DATABASE_CAUSE)
         if sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate in TRANSIENT_SQLSTATES:
             return Verdict(True, OTHER_DATABASE_CAUSE)
         return Verdict(False, _CAUSE_BY_SQLSTATE_CLASS.get(sqlstate[:2], OTHER_DATABASE_CAUSE))
