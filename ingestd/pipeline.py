@@ -266,6 +266,8 @@ class PartitionWriter(threading.Thread):
                 break
             except Exception as error:
                 if not self._store.classify(error).transient:
+                    # Outside every sub-batch (BEGIN, COMMIT): no row's fault. The writer
+                    # dies with nothing acknowledged, and ingestd exits 3 to start afresh.
                     raise
                 if not self._retry_wait(error, attempt, len(units)):
                     return None
