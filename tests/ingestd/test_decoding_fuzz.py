@@ -222,7 +222,7 @@ def test_any_payload_is_rejected_with_a_cause_or_committed(target, kind):
     outcomes = {"rejected": 0, "committed": 0}
 
     @settings(
-        max_examples=100,
+        max_examples=60,
         derandomize=True,
         database=None,
         deadline=None,
