@@ -27,7 +27,7 @@ from tests.support.ingest import (
     value_rows,
     wait_for,
 )
-from tests.support.thread_fault import kill_thread, thread_named
+from tests.support.thread_fault import kill_thread
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,7 +101,13 @@ def test_a_dead_thread_makes_ingestd_not_ready(sqlite_env, unique_name, prefix):
         assert ready(daemon) == 1
         failed = threading.Event()
         daemon.on_failure = failed.set
-        kill_thread(thread_named(prefix))
+        # This daemon's own thread (another test's paho client may share the name prefix).
+        (thread,) = [
+            t
+            for t in (*daemon.writers, daemon._control_thread, daemon._network_thread)
+            if t is not None and t.name.startswith(prefix)
+        ]
+        kill_thread(thread)
         assert failed.wait(30), "the watchdog did not notice the dead thread"
         assert ready(daemon) == 0
         assert any(name.startswith(prefix) for name in daemon.dead_threads())
