@@ -13,7 +13,7 @@ import msgspec
 import structlog
 from sqlalchemy.exc import OperationalError
 
-from ingestd.daemon import IngestDaemon
+from ingestd.daemon import FAILED_EXIT_CODE, IngestDaemon
 from ingestd.identity import client_id_for
 from schema.database import create_sqlalchemy_engine
 from schema.log_setup import configure_logging
@@ -61,9 +61,13 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    daemon.on_failure = stop_requested.set
     daemon.start()
     stop_requested.wait()
-    return 0 if daemon.stop() else 1
+    flushed = daemon.stop()
+    if daemon.failed.is_set():
+        return FAILED_EXIT_CODE  # a thread died: let the supervisor start a fresh process
+    return 0 if flushed else 1
 
 
 if __name__ == "__main__":

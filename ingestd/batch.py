@@ -7,6 +7,8 @@ Python keeps every upsert statement free of rows that would conflict with each o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ingestd.routing import AVAILABLE, HEARTBEAT, LOGS, SCHEDULE, SETPOINT, VALUE
 
 
@@ -82,3 +84,52 @@ def available_changes(
             changed.append((key, kind, example))
             existing[(key, kind)] = example
     return new, changed
+
+
+def isolation_units(
+    decoded: list[tuple[str, tuple]],
+) -> tuple[list[tuple[str, tuple]], list[int]]:
+    """(units, owner of each unit): the rows of `decoded` with every announcement split into
+    one unit per entry; owner is the index in `decoded` a unit came from."""
+    units: list[tuple[str, tuple]] = []
+    owners: list[int] = []
+    for index, (kind, row) in enumerate(decoded):
+        if kind == AVAILABLE and len(row[1]) > 1:
+            connector_id, entries = row
+            units.extend((kind, (connector_id, (entry,))) for entry in entries)
+            owners.extend(index for _ in entries)
+        else:
+            units.append((kind, row))
+            owners.append(index)
+    return units, owners
+
+
+def isolate(
+    units: list[tuple[str, tuple]], attempt: Callable[[Batch], Exception | None]
+) -> list[tuple[int, Exception]]:
+    """(index, error) of every unit the database refuses, by bisection.
+
+    `attempt` writes a sub-batch under a savepoint and returns the permanent error that
+    rolled it back, or None (a transient error propagates: the caller retries all later).
+    A refused sub-batch is halved until each refused unit stands alone: k bad rows among n
+    cost about 2k log2(n) savepoints, not n.
+    """
+    refused: list[tuple[int, Exception]] = []
+
+    def visit(start: int, end: int) -> None:
+        batch = Batch()
+        for kind, row in units[start:end]:
+            batch.add(kind, row)
+        error = attempt(batch)
+        if error is None:
+            return
+        if end - start == 1:
+            refused.append((start, error))
+            return
+        middle = (start + end) // 2
+        visit(start, middle)
+        visit(middle, end)
+
+    if units:
+        visit(0, len(units))
+    return refused

@@ -1,4 +1,6 @@
-"""Assembles ingestd from its parts and runs it until stopped."""
+"""Assembles ingestd from its parts and runs it until stopped, or until one of its threads
+dies: then readiness drops to 0 and `failed` is set, so the process exits non-zero and its
+supervisor (systemd, docker) restarts it rather than keeping a process that stores nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from ingestd.pipeline import Inbox, MessageIntake, PartitionWriter
 from ingestd.rate_limited_log import RateLimitedLog
 from schema.database import connect_sqlite, create_sqlalchemy_engine, psycopg_conninfo
 from schema.settings import Settings
+
+WATCHDOG_INTERVAL_S = 0.5
+FAILED_EXIT_CODE = 3
 
 
 class IngestDaemon:
@@ -76,6 +81,10 @@ class IngestDaemon:
             daemon=True,
         )
         self._metrics_server = None
+        self._network_thread: threading.Thread | None = None
+        self.failed = threading.Event()
+        self.on_failure = lambda: None  # called once, from the watchdog thread
+        self._watchdog = threading.Thread(target=self._watch, name="watchdog", daemon=True)
 
     def _create_store(self):
         keep_history = self.settings.activate_history_extension
@@ -100,6 +109,9 @@ class IngestDaemon:
             writer.start()
         self._control_thread.start()
         mqtt_session.start(self.client, self.settings)
+        self._network_thread = mqtt_session.network_thread(self.client)
+        self.metrics.ready.set(1)
+        self._watchdog.start()
         self.log.info(
             "ingestd_started",
             broker=f"{self.settings.mqtt_broker_host}:{self.settings.mqtt_broker_port}",
@@ -107,6 +119,23 @@ class IngestDaemon:
             writers=self.partitions,
             history=self.settings.activate_history_extension,
         )
+
+    def dead_threads(self) -> list[str]:
+        """Names of the threads ingestd cannot work without that are no longer running."""
+        threads = [*self.writers, self._control_thread]
+        if self._network_thread is not None:
+            threads.append(self._network_thread)
+        return [thread.name for thread in threads if not thread.is_alive()]
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(WATCHDOG_INTERVAL_S):
+            dead = self.dead_threads()
+            if dead and not self.stopping.is_set():
+                self.metrics.ready.set(0)
+                self.log.critical("ingestd_thread_died", threads=dead, exit_code=FAILED_EXIT_CODE)
+                self.failed.set()
+                self.on_failure()
+                return
 
     def wait_subscribed(self, timeout: float = 10.0) -> bool:
         """True once connected and every subscription is granted (tests and readiness)."""
@@ -118,6 +147,7 @@ class IngestDaemon:
         Returns False if the database did not take what was held within `timeout`; that is
         left unacknowledged, so the broker delivers it again on the next start.
         """
+        self.metrics.ready.set(0)
         self.intake.accepting = False
         self.stopping.set()
         self.inbox.closed.set()
@@ -131,6 +161,8 @@ class IngestDaemon:
             for writer in self.writers:
                 writer.join(5)
         self._control_thread.join(5)
+        if self._watchdog.is_alive():
+            self._watchdog.join(5)
         self.client.disconnect()
         self.client.loop_stop()
         if self._pool is not None:
@@ -140,5 +172,8 @@ class IngestDaemon:
             server.shutdown()
             thread.join(5)
         self.engine.dispose()
-        self.log.info("ingestd_stopped", flushed=flushed, held=self.inbox.depth())
+        # What was committed before exit: the record a supervisor or a test can check.
+        self.log.info(
+            "ingestd_stopped", flushed=flushed, held=self.inbox.depth(), **self.metrics.totals()
+        )
         return flushed

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import msgspec
 
 from ingestd.routing import AVAILABLE, HEARTBEAT, LOGS, SCHEDULE, SETPOINT, VALUE
@@ -30,12 +33,32 @@ from schema.values import split_value
 
 
 class Rejected(Exception):
-    """A payload that cannot be stored; `cause` is a short metric label."""
+    """A payload that cannot be stored; `cause` is a short metric label (CAUSES)."""
 
     def __init__(self, cause: str, detail: str) -> None:
         super().__init__(f"{cause}: {detail}")
         self.cause = cause
         self.detail = detail
+
+
+# Every cause a decoder gives (the `cause` label of ingestd_messages_rejected_total).
+CAUSES = frozenset(
+    {
+        "malformed_json",  # not JSON, not even Python's json module's (NaN, Infinity)
+        "invalid_payload",  # JSON of the wrong shape: missing field, wrong type
+        "bad_timestamp",  # not a plausible ms timestamp
+        "invalid_utf8",  # bytes that are not UTF-8, inside a string or outside
+        "too_deep",  # nesting deeper than the decoder's recursion allows
+        "invalid_text",  # a text field with U+0000 or a lone surrogate (no database stores it)
+        "invalid_value",  # a number out of its column's range (log level)
+        "undecodable",  # any other error of a decoder: the message alone pays for it
+    }
+)
+
+# Raw control characters are not allowed inside JSON strings; msgspec.Raw skips strings
+# without looking. Only a value that has one is parsed again, strictly.
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f]")
+_INT32 = range(-(2**31), 2**31)
 
 
 _DECODERS = {
@@ -58,6 +81,14 @@ _SETPOINT_LIST = msgspec.json.Decoder(SetpointList)
 _SCHEDULE_LIST = msgspec.json.Decoder(ScheduleList)
 
 
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _decode(kind: str, payload: bytes):
     try:
         return _DECODERS[kind].decode(payload)
@@ -68,9 +99,38 @@ def _decode(kind: str, payload: bytes):
         try:
             return python_json_fallback(payload, _MESSAGE_TYPES[kind])
         except NonStandardJSON:
-            raise Rejected("malformed_json", str(error)) from None
+            cause = "malformed_json" if _is_utf8(payload) else "invalid_utf8"
+            raise Rejected(cause, str(error)) from None
         except msgspec.ValidationError as inner:
             raise Rejected("invalid_payload", str(inner)) from None
+
+
+def _raw_text(raw: msgspec.Raw) -> str:
+    """The JSON text of a Raw field, checked where msgspec did not look (inside strings)."""
+    try:
+        text = bytes(raw).decode()
+    except UnicodeDecodeError as error:
+        raise Rejected("invalid_utf8", str(error)) from None
+    if _CONTROL_CHARACTER.search(text) is not None:
+        try:
+            json.loads(text)
+        except ValueError as error:
+            raise Rejected("malformed_json", str(error)) from None
+    return text
+
+
+def _check_text(field: str, text: str | None) -> str | None:
+    """A text field the databases can store: PostgreSQL refuses U+0000 in text, and a lone
+    surrogate (which Python's json lets through) cannot be encoded as UTF-8."""
+    if text is None:
+        return None
+    if "\x00" in text:
+        raise Rejected("invalid_text", f"{field} contains U+0000")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise Rejected("invalid_text", f"{field} contains a lone surrogate") from None
+    return text
 
 
 def _check_timestamp(timestamp: int) -> int:
@@ -82,19 +142,24 @@ def _check_timestamp(timestamp: int) -> int:
 
 def decode_value(datapoint_id: int, payload: bytes) -> tuple:
     message = _decode(VALUE, payload)
-    value_num, value_raw = split_value(bytes(message.value).decode())
+    value_num, value_raw = split_value(_raw_text(message.value))
     return (datapoint_id, _check_timestamp(message.timestamp), value_num, value_raw)
 
 
 def _decode_plan(kind: str, field: str, list_decoder, datapoint_id: int, payload: bytes):
     message = _decode(kind, payload)
-    text = bytes(getattr(message, field)).decode()
+    text = _raw_text(getattr(message, field))
     try:
         list_decoder.decode(text)
     except msgspec.ValidationError as error:
         raise Rejected("invalid_payload", f"{field}: {error}") from None
     except msgspec.DecodeError:
-        pass  # NaN inside an item: the fallback already rebuilt it as Python JSON.
+        # NaN inside an item: the fallback rebuilt it as Python JSON. Its shape must hold
+        # all the same (a bare NaN is no list).
+        try:
+            msgspec.convert(json.loads(text), list_decoder.type)
+        except ValueError as error:
+            raise Rejected("invalid_payload", f"{field}: {error}") from None
     return (datapoint_id, _check_timestamp(message.timestamp), text)
 
 
@@ -108,11 +173,13 @@ def decode_schedule(datapoint_id: int, payload: bytes) -> tuple:
 
 def decode_log(connector_id: int, payload: bytes) -> tuple:
     message = _decode(LOGS, payload)
+    if message.level not in _INT32:
+        raise Rejected("invalid_value", f"level {message.level} is out of range")
     return (
         connector_id,
         _check_timestamp(message.timestamp),
-        message.msg,
-        message.emitter,
+        _check_text("msg", message.msg),
+        _check_text("emitter", message.emitter),
         message.level,
     )
 
@@ -129,7 +196,7 @@ def decode_heartbeat(connector_id: int, payload: bytes) -> tuple:
 def decode_available(connector_id: int, payload: bytes) -> tuple:
     message = _decode(AVAILABLE, payload)
     entries = tuple(
-        (key, kind, bytes(example).decode())
+        (_check_text("key", key), kind, _raw_text(example))
         for kind, section in (("sensor", message.sensor), ("actuator", message.actuator))
         for key, example in section.items()
     )
@@ -144,3 +211,19 @@ DECODE_BY_KIND = {
     HEARTBEAT: decode_heartbeat,
     AVAILABLE: decode_available,
 }
+
+
+def decode_message(kind: str, target_id: int, payload: bytes) -> tuple:
+    """The row of one message, or Rejected: whatever goes wrong costs only this message."""
+    try:
+        return DECODE_BY_KIND[kind](target_id, payload)
+    except Rejected:
+        raise
+    except RecursionError:
+        raise Rejected("too_deep", "nested deeper than the decoder allows") from None
+    except UnicodeDecodeError as error:
+        raise Rejected("invalid_utf8", str(error)) from None
+    except UnicodeEncodeError as error:
+        raise Rejected("invalid_text", str(error)) from None
+    except Exception as error:
+        raise Rejected("undecodable", f"{type(error).__name__}: {error}") from None

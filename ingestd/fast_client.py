@@ -14,8 +14,12 @@ ingest tests exercise every one of them against a real broker.
 from __future__ import annotations
 
 import contextlib
+import select
+import socket
+import ssl
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 import paho.mqtt.client as mqtt
@@ -23,6 +27,7 @@ import paho.mqtt.client as mqtt
 _READ_CHUNK = 256 * 1024
 _WAKE = b"0"
 _PUBACK = struct.Struct("!BBH")
+_CLOSE_DRAIN_S = 2.0
 
 
 # (topic, payload, mid, qos): what a PUBLISH carries that ingest needs.
@@ -52,6 +57,32 @@ class FastClient(mqtt.Client):
         start = self._read_pos
         self._read_pos = min(start + bufsize, len(self._read_buffer))
         return self._read_buffer[start : self._read_pos]
+
+    def _sock_close(self) -> None:
+        """Close after our DISCONNECT as TCP wants it, so the last acknowledgements arrive.
+
+        paho closes the socket right after writing DISCONNECT. PUBLISHes the broker sent
+        meanwhile are still unread then, and closing a socket with unread data makes the
+        kernel send a reset, on which the broker drops what it had not read yet: the last
+        PUBACKs, so messages committed before a clean stop came again after the restart.
+        Instead: end our direction, read until the broker closes its own (it does on
+        DISCONNECT), then close. Only for a stop we asked for, on a plain TCP socket.
+        """
+        sock = self._sock
+        if (
+            sock is not None
+            and self._state == mqtt._ConnectionState.MQTT_CS_DISCONNECTING
+            and isinstance(sock, socket.socket)
+            and not isinstance(sock, ssl.SSLSocket)
+        ):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + _CLOSE_DRAIN_S
+                while (remaining := deadline - time.monotonic()) > 0:
+                    readable, _, _ = select.select([sock], [], [], remaining)
+                    if not readable or not sock.recv(_READ_CHUNK):
+                        break
+        super()._sock_close()
 
     def _buffered(self) -> int:
         return len(self._read_buffer) - self._read_pos if self._read_sock is self._sock else 0

@@ -66,6 +66,12 @@ class IngestMetrics:
         self.subscribed = Gauge(
             "ingestd_subscribed", "1 while connected with every subscription granted", registry=r
         )
+        self.ready = Gauge(
+            "ingestd_ready",
+            "1 while every writer, the control plane and the MQTT network loop run; 0 "
+            "before start, while stopping, and once one of them died (ingestd then exits 3)",
+            registry=r,
+        )
         self.control_plane_syncs = Counter(
             "ingestd_control_plane_syncs",
             "Reloads of connectors and active datapoints",
@@ -78,6 +84,24 @@ class IngestMetrics:
             ["kind"],
             registry=r,
         )
+
+    def totals(self) -> dict[str, int]:
+        """Messages received, stored and rejected since start, over every kind and cause."""
+        totals = {}
+        for name, counter in (
+            ("received", self.received),
+            ("stored", self.stored),
+            ("rejected", self.rejected),
+        ):
+            totals[name] = int(
+                sum(
+                    sample.value
+                    for metric in counter.collect()
+                    for sample in metric.samples
+                    if sample.name.endswith("_total")
+                )
+            )
+        return totals
 
     def watch_queue(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)

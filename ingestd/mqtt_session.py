@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -53,3 +55,9 @@ def start(client: mqtt.Client, settings: Settings) -> None:
         properties=connect_properties(settings),
     )
     client.loop_start()
+
+
+def network_thread(client: mqtt.Client) -> threading.Thread | None:
+    """The thread loop_start() started. paho forgets it when the loop ends, for whatever
+    reason, so the caller keeps it to notice that the loop died."""
+    return client._thread

@@ -10,7 +10,8 @@ from __future__ import annotations
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from ingestd.batch import Batch, available_changes, newest_per_datapoint
+from ingestd.batch import Batch, available_changes, isolate, newest_per_datapoint
+from ingestd.db_errors import Verdict, classify_postgres
 
 _TS = "timestamptz 'epoch' + s.ts * interval '1 millisecond'"
 
@@ -22,6 +23,8 @@ CREATE TEMP TABLE IF NOT EXISTS stage_plan (
     datapoint_id int4, ts int8, body text, is_last bool
 ) ON COMMIT DELETE ROWS;
 """
+
+_CLEAR_STAGING = "DELETE FROM stage_value; DELETE FROM stage_plan"
 
 _COPY_VALUES = (
     "COPY stage_value (datapoint_id, ts, value_num, value_raw, is_last) FROM STDIN (FORMAT BINARY)"
@@ -132,11 +135,13 @@ def create_pool(conninfo: str, size: int) -> ConnectionPool:
 class PostgresStore:
     """Writes one Batch per transaction."""
 
-    transient_errors = (psycopg.OperationalError, psycopg.errors.AdminShutdown)
-
     def __init__(self, pool: ConnectionPool, keep_history: bool) -> None:
         self.pool = pool
         self.keep_history = keep_history
+
+    @staticmethod
+    def classify(error: BaseException) -> Verdict:
+        return classify_postgres(error)
 
     def write(self, batch: Batch, timeout: float = 5.0) -> None:
         with (
@@ -144,20 +149,48 @@ class PostgresStore:
             connection.transaction(),
             connection.cursor() as cursor,
         ):
-            if batch.values:
-                self._write_values(cursor, batch)
-            for kind, rows in (("setpoint", batch.setpoints), ("schedule", batch.schedules)):
-                if rows:
-                    self._write_plans(cursor, kind, rows)
-            if batch.logs:
-                cursor.executemany(_INSERT_LOG, [(*row, row[0]) for row in batch.logs])
-            if batch.heartbeats:
-                cursor.executemany(
-                    _UPSERT_HEARTBEAT,
-                    [{"c": c, "last": t, "next": n} for c, t, n in batch.heartbeats.values()],
-                )
-            for connector_id, entries in batch.available:
-                self._write_available(cursor, connector_id, entries)
+            self._write_batch(cursor, batch)
+
+    def write_isolating(
+        self, units: list[tuple[str, tuple]], timeout: float = 5.0
+    ) -> list[tuple[int, Exception]]:
+        """Write `units` in one transaction, each sub-batch under a savepoint; commit what
+        the database takes and return (index, error) of each unit it refuses."""
+        with (
+            self.pool.connection(timeout=timeout) as connection,
+            connection.transaction(),
+            connection.cursor() as cursor,
+        ):
+
+            def attempt(batch: Batch) -> Exception | None:
+                try:
+                    with connection.transaction():  # a savepoint
+                        # Staging rows of an earlier sub-batch live until commit.
+                        cursor.execute(_CLEAR_STAGING)
+                        self._write_batch(cursor, batch)
+                except Exception as error:
+                    if classify_postgres(error).transient:
+                        raise
+                    return error
+                return None
+
+            return isolate(units, attempt)
+
+    def _write_batch(self, cursor: psycopg.Cursor, batch: Batch) -> None:
+        if batch.values:
+            self._write_values(cursor, batch)
+        for kind, rows in (("setpoint", batch.setpoints), ("schedule", batch.schedules)):
+            if rows:
+                self._write_plans(cursor, kind, rows)
+        if batch.logs:
+            cursor.executemany(_INSERT_LOG, [(*row, row[0]) for row in batch.logs])
+        if batch.heartbeats:
+            cursor.executemany(
+                _UPSERT_HEARTBEAT,
+                [{"c": c, "last": t, "next": n} for c, t, n in batch.heartbeats.values()],
+            )
+        for connector_id, entries in batch.available:
+            self._write_available(cursor, connector_id, entries)
 
     def _write_values(self, cursor: psycopg.Cursor, batch: Batch) -> None:
         newest = {id(row) for row in newest_per_datapoint(batch.values)}

@@ -14,11 +14,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from ingestd.batch import Batch
-from ingestd.decoding import DECODE_BY_KIND, Rejected
+from ingestd.batch import Batch, isolation_units
+from ingestd.decoding import Rejected, decode_message
 from ingestd.metrics import IngestMetrics
 from ingestd.rate_limited_log import RateLimitedLog
-from ingestd.routing import Route, unroutable_cause
+from ingestd.routing import AVAILABLE, Route, unroutable_cause
 
 # (kind, target id, payload, mid, qos)
 Item = tuple[str, int, bytes, int, int]
@@ -81,7 +81,22 @@ class MessageIntake:
         self._max_payload = max_payload_bytes
 
     def take(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
-        """Route one PUBLISH (FastClient's on_publish_received)."""
+        """Route one PUBLISH (FastClient's on_publish_received).
+
+        Runs on the network thread, where an exception would end the broker connection for
+        every message: whatever goes wrong with this one is counted against it alone.
+        """
+        try:
+            self._take(topic, payload, mid, qos)
+        except Exception as error:
+            self._metrics.rejected.labels("unroutable", "intake_error").inc()
+            self._rejections.warning(
+                "message_rejected", "intake_error", topic=repr(topic)[:300], error=repr(error)
+            )
+            if qos:
+                self._ack(mid, qos)
+
+    def _take(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
         if not self.accepting:
             return  # shutting down: left unacknowledged, the broker redelivers it
         route = self.routes.get(topic)
@@ -145,33 +160,35 @@ class PartitionWriter(threading.Thread):
                 return  # aborted while the database was away: nothing acknowledged
 
     def write_items(self, items: list[Item]) -> bool:
-        """Decode, commit and acknowledge `items`; False if aborted before the commit."""
+        """Decode, commit and acknowledge `items`; False if aborted before the commit.
+
+        A message that cannot be decoded or stored is counted with its cause and
+        acknowledged; it never holds up the others or stops this writer.
+        """
         batch = Batch()
         decoded: list[tuple[str, tuple]] = []
         counts: dict[str, int] = {}
         for kind, target_id, payload, _mid, _qos in items:
             counts[kind] = counts.get(kind, 0) + 1
             try:
-                row = DECODE_BY_KIND[kind](target_id, payload)
+                row = decode_message(kind, target_id, payload)
             except Rejected as rejected:
-                self._metrics.rejected.labels(kind, rejected.cause).inc()
-                self._rejections.warning(
-                    "message_rejected",
-                    rejected.cause,
-                    kind=kind,
-                    id=target_id,
-                    detail=rejected.detail[:300],
-                )
+                self._reject(kind, rejected.cause, id=target_id, detail=rejected.detail[:300])
                 continue
             batch.add(kind, row)
             decoded.append((kind, row))
         for kind, count in counts.items():
             self._metrics.received.labels(kind).inc(count)
-        if len(batch) and not self._commit(batch, decoded):
-            return False
+        refused: set[int] = set()
+        if len(batch):
+            outcome = self._commit(batch, decoded)
+            if outcome is None:
+                return False
+            refused = outcome
         stored: dict[str, int] = {}
-        for kind, _row in decoded:
-            stored[kind] = stored.get(kind, 0) + 1
+        for index, (kind, _row) in enumerate(decoded):
+            if index not in refused:
+                stored[kind] = stored.get(kind, 0) + 1
         for kind, count in stored.items():
             self._metrics.stored.labels(kind).inc(count)
         acks = [(item[3], item[4]) for item in items if item[4]]
@@ -179,31 +196,53 @@ class PartitionWriter(threading.Thread):
             self._ack_many(acks)
         return True
 
-    def _commit(self, batch: Batch, decoded: list[tuple[str, tuple]]) -> bool:
+    def _reject(self, kind: str, cause: str, **fields) -> None:
+        self._metrics.rejected.labels(kind, cause).inc()
+        self._rejections.warning("message_rejected", cause, kind=kind, **fields)
+
+    def _retry_wait(self, error: Exception, attempt: int, held: int) -> bool:
+        """Count a transient error and wait before the next attempt; False if aborted."""
+        self._metrics.db_errors.labels("transient").inc()
+        delay = _RETRY_BACKOFF_S[min(attempt, len(_RETRY_BACKOFF_S) - 1)]
+        if attempt == 0 or attempt % 10 == 0:
+            self._log.warning(
+                "database_unavailable",
+                error=str(error).strip()[:300],
+                attempt=attempt,
+                retry_in_s=delay,
+                held=held,
+            )
+        return not self._aborting.wait(delay)
+
+    def _commit(self, batch: Batch, decoded: list[tuple[str, tuple]]) -> set[int] | None:
+        """Commit the batch; the indexes in `decoded` of messages the database refused, or
+        None if aborted while the database was away (nothing committed or acknowledged)."""
         attempt = 0
         started = time.perf_counter()
+        refused: set[int] = set()
         while True:
             try:
                 self._store.write(batch)
                 break
-            except self._store.transient_errors as error:
-                self._metrics.db_errors.labels("transient").inc()
-                delay = _RETRY_BACKOFF_S[min(attempt, len(_RETRY_BACKOFF_S) - 1)]
-                if attempt == 0 or attempt % 10 == 0:
-                    self._log.warning(
-                        "database_unavailable",
-                        error=str(error).strip()[:300],
-                        attempt=attempt,
-                        retry_in_s=delay,
-                        held=len(batch),
-                    )
-                attempt += 1
-                if self._aborting.wait(delay):
-                    return False
             except Exception as error:
+                verdict = self._store.classify(error)
+                if verdict.transient:
+                    if not self._retry_wait(error, attempt, len(batch)):
+                        return None
+                    attempt += 1
+                    continue
                 self._metrics.db_errors.labels("permanent").inc()
-                self._log.error("batch_refused", error=str(error).strip()[:300], rows=len(batch))
-                return self._commit_one_by_one(decoded)
+                self._log.error(
+                    "batch_refused",
+                    cause=verdict.cause,
+                    error=str(error).strip()[:300],
+                    rows=len(batch),
+                )
+                isolated = self._isolate(decoded)
+                if isolated is None:
+                    return None
+                refused = isolated
+                break
         finished = time.perf_counter()
         self._metrics.batch_size.observe(len(batch))
         self._metrics.batch_seconds.observe(finished - started)
@@ -212,27 +251,37 @@ class PartitionWriter(threading.Thread):
             self._metrics.lag_seconds.observe(max(0.0, time.time() - newest / 1000))
         if attempt:
             self._log.info("database_back", attempts=attempt, rows=len(batch))
-        return True
+        return refused
 
-    def _commit_one_by_one(self, decoded: list[tuple[str, tuple]]) -> bool:
-        """After a permanent error, store every row that can be stored and count the rest."""
-        for kind, row in decoded:
-            single = Batch()
-            single.add(kind, row)
-            while True:
-                try:
-                    self._store.write(single)
-                    break
-                except self._store.transient_errors:
-                    if self._aborting.wait(1.0):
-                        return False
-                except Exception as error:
-                    self._metrics.rejected.labels(kind, "database_refused").inc()
-                    self._rejections.warning(
-                        "message_rejected",
-                        "database_refused",
-                        kind=kind,
-                        error=str(error).strip()[:300],
-                    )
-                    break
-        return True
+    def _isolate(self, decoded: list[tuple[str, tuple]]) -> set[int] | None:
+        """After a permanent error: store every row the database takes, in one transaction
+        with a savepoint per sub-batch (halved until the refused rows stand alone), and
+        count the rest with the database's cause. An announcement is split into its entries
+        first, so one bad key does not cost the connector its other datapoints."""
+        units, owners = isolation_units(decoded)
+        attempt = 0
+        while True:
+            try:
+                refused_units = self._store.write_isolating(units)
+                break
+            except Exception as error:
+                if not self._store.classify(error).transient:
+                    # Outside every sub-batch (BEGIN, COMMIT): no row's fault. The writer
+                    # dies with nothing acknowledged, and ingestd exits 3 to start afresh.
+                    raise
+                if not self._retry_wait(error, attempt, len(units)):
+                    return None
+                attempt += 1
+        refused_indexes = {index for index, _error in refused_units}
+        for unit_index, error in refused_units:
+            kind, row = units[unit_index]
+            self._reject(
+                kind,
+                self._store.classify(error).cause,
+                id=row[0],
+                error=str(error).strip()[:300],
+                **({"key": row[1][0][0][:80]} if kind == AVAILABLE else {}),
+            )
+        # A message counts as stored if any of its units was (an announcement's entries).
+        taken = {owners[i] for i in range(len(units)) if i not in refused_indexes}
+        return {owners[i] for i in refused_indexes} - taken

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from ingestd.batch import Batch, available_changes, newest_per_datapoint
+from ingestd.batch import Batch, available_changes, isolate, newest_per_datapoint
+from ingestd.db_errors import Verdict, classify_sqlite
 
 _DATAPOINT_EXISTS = "EXISTS (SELECT 1 FROM datapoint d WHERE d.id = ?1)"
 _CONNECTOR_EXISTS = "EXISTS (SELECT 1 FROM connector c WHERE c.id = ?1)"
@@ -70,39 +71,73 @@ _UPDATE_EXAMPLE = (
 class SqliteStore:
     """Writes one Batch per transaction on a single connection (SQLite has one writer)."""
 
-    # "database is locked" (readapi writing), "disk I/O error", "database or disk is full":
-    # all pass, so the batch is kept and retried rather than dropped.
-    transient_errors = (sqlite3.OperationalError,)
-
     def __init__(self, connection: sqlite3.Connection, keep_history: bool) -> None:
         self.connection = connection
         self.keep_history = keep_history
+
+    @staticmethod
+    def classify(error: BaseException) -> Verdict:
+        # "database is locked" (readapi writing), "disk I/O error", "database or disk is
+        # full" are transient: the batch is kept and retried rather than dropped.
+        return classify_sqlite(error)
 
     def write(self, batch: Batch, timeout: float = 30.0) -> None:
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
         try:
-            if batch.values:
-                if self.keep_history:
-                    connection.executemany(_INSERT_VALUE_HISTORY, batch.values.values())
-                connection.executemany(_UPSERT_LAST_VALUE, newest_per_datapoint(batch.values))
-            for kind, rows in (("setpoint", batch.setpoints), ("schedule", batch.schedules)):
-                if rows:
-                    history_sql, last_sql = _PLAN_SQL[kind]
-                    if self.keep_history:
-                        connection.executemany(history_sql, rows.values())
-                    connection.executemany(last_sql, newest_per_datapoint(rows))
-            if batch.logs:
-                connection.executemany(_INSERT_LOG, batch.logs)
-            if batch.heartbeats:
-                connection.executemany(_UPSERT_HEARTBEAT, batch.heartbeats.values())
-            for connector_id, entries in batch.available:
-                self._write_available(connector_id, entries)
+            self._write_batch(batch)
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+
+    def write_isolating(self, units: list[tuple[str, tuple]]) -> list[tuple[int, Exception]]:
+        """Write `units` in one transaction, each sub-batch under a savepoint; commit what
+        the database takes and return (index, error) of each unit it refuses."""
+        connection = self.connection
+
+        def attempt(batch: Batch) -> Exception | None:
+            connection.execute("SAVEPOINT sub_batch")
+            try:
+                self._write_batch(batch)
+            except Exception as error:
+                connection.execute("ROLLBACK TO sub_batch")
+                connection.execute("RELEASE sub_batch")
+                if classify_sqlite(error).transient:
+                    raise
+                return error
+            connection.execute("RELEASE sub_batch")
+            return None
+
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            refused = isolate(units, attempt)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return refused
+
+    def _write_batch(self, batch: Batch) -> None:
+        connection = self.connection
+        if batch.values:
+            if self.keep_history:
+                connection.executemany(_INSERT_VALUE_HISTORY, batch.values.values())
+            connection.executemany(_UPSERT_LAST_VALUE, newest_per_datapoint(batch.values))
+        for kind, rows in (("setpoint", batch.setpoints), ("schedule", batch.schedules)):
+            if rows:
+                history_sql, last_sql = _PLAN_SQL[kind]
+                if self.keep_history:
+                    connection.executemany(history_sql, rows.values())
+                connection.executemany(last_sql, newest_per_datapoint(rows))
+        if batch.logs:
+            connection.executemany(_INSERT_LOG, batch.logs)
+        if batch.heartbeats:
+            connection.executemany(_UPSERT_HEARTBEAT, batch.heartbeats.values())
+        for connector_id, entries in batch.available:
+            self._write_available(connector_id, entries)
 
     def _write_available(self, connector_id: int, entries) -> None:
         rows = self.connection.execute(_SELECT_EXAMPLES, (connector_id,)).fetchall()

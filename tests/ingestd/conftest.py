@@ -64,20 +64,25 @@ class IngestdProcess:
             [sys.executable, "-m", "ingestd"], env=env, stderr=subprocess.PIPE, text=True
         )
         connected = threading.Event()
+        self.lines: list[str] = []
 
         def read_log() -> None:
             for line in self.process.stderr:
+                self.lines.append(line)
                 if "mqtt_connected" in line:
                     connected.set()
             connected.set()  # exited: let the caller see it rather than hang
 
-        threading.Thread(target=read_log, daemon=True).start()
+        self._reader = threading.Thread(target=read_log, daemon=True)
+        self._reader.start()
         connected.wait(30)
         assert self.process.poll() is None, "ingestd exited during start-up"
 
     def signal(self, signum: int) -> int:
         self.process.send_signal(signum)
-        return self.process.wait(30)
+        code = self.process.wait(30)
+        self._reader.join(10)  # every line of its log read
+        return code
 
 
 def ingest_settings(env: dict[str, str], **overrides: str) -> Settings:

@@ -5,6 +5,7 @@ started (private instances, so other tests keep theirs)."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -189,6 +190,12 @@ def test_a_stopped_ingestd_loses_nothing_acknowledged(pg_env, unique_name, signu
         exit_code = daemon.signal(signum)
         assert exit_code == (0 if signum == signal.SIGTERM else -signal.SIGKILL)
         stored_while_down = count_rows(fixture.engine, t.datapoint_value)
+        if signum == signal.SIGTERM:
+            # Before any restart could fill them in: what ingestd took in was committed
+            # before it exited, by its own final record and by the rows themselves.
+            record = _stop_record(daemon.lines)
+            assert record["flushed"] == "True" and record["held"] == "0", record
+            assert int(record["received"]) == int(record["stored"]) == stored_while_down
         time.sleep(1)
         sent = load.finish()
         assert stored_while_down < sent  # some arrived while it was down
@@ -197,17 +204,27 @@ def test_a_stopped_ingestd_loses_nothing_acknowledged(pg_env, unique_name, signu
         daemon = IngestdProcess({**env, "INGESTD_METRICS_PORT": str(metrics_port)})
         wait_for(lambda: count_rows(fixture.engine, t.datapoint_value) == sent, timeout=30)
         received = scrape_total(metrics_port, "ingestd_messages_received")
+        # Stored before the stop, yet delivered again: committed but not yet acknowledged.
+        delivered_again = int(received - (sent - stored_while_down))
         record_fault_cost(
             f"{signal.Signals(signum).name} of ingestd at 500 msg/s",
             sent=sent,
             all_stored_s_after_restart=restarted.seconds(),
-            # Stored before the stop, yet delivered again: committed but not yet acknowledged.
-            delivered_again_after_restart=int(received - (sent - stored_while_down)),
+            delivered_again_after_restart=delivered_again,
         )
+        if signum == signal.SIGTERM:
+            assert delivered_again == 0  # every commit was acknowledged before the exit
     finally:
         daemon.signal(signal.SIGTERM)
         fixture.engine.dispose()
         drop_session(MQTT_HOST, MQTT_PORT, settings.ingestd_client_id)
+
+
+def _stop_record(lines: list[str]) -> dict[str, str]:
+    """The key=value fields of ingestd's last `ingestd_stopped` log line."""
+    stopped = [line for line in lines if "ingestd_stopped" in line]
+    assert stopped, "".join(lines[-20:])
+    return dict(re.findall(r"(\w+)=(\S+)", stopped[-1]))
 
 
 @pytest.fixture

@@ -172,7 +172,8 @@ def test_bad_payloads_are_counted_and_the_messages_around_them_stored(ingest):
         return metric_total(daemon, "ingestd_messages_rejected", cause=cause)
 
     wait_for(lambda: rejected("invalid_payload") >= 1 + 4)
-    assert rejected("malformed_json") == 3  # not json, empty, not UTF-8
+    assert rejected("malformed_json") == 2  # not json, empty
+    assert rejected("invalid_utf8") == 1
     assert rejected("invalid_payload") == 5  # no timestamp, str, float, list, heartbeat
     assert rejected("bad_timestamp") == 1
     # The subscription of an inactive datapoint does not exist, so the broker never sends it.
