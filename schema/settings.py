@@ -64,6 +64,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     readapi_login_max_failures_per_ip: int = 100
     readapi_login_throttle_seconds: int = 300
     log_json: bool | None = None
+    # Answer values exactly as sent instead of as the original answers them (issue 13).
+    exact_values: bool = False
 
     @property
     def uses_postgres(self) -> bool:
@@ -180,4 +182,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             env, "READAPI_LOGIN_THROTTLE_SECONDS", 300, minimum=1, maximum=86_400
         ),
         log_json=None if log_json_raw is None else _bool(env, "BEMCOM_LOG_JSON", False),
+        exact_values=_bool(env, "BEMCOM_EXACT_VALUES", False),
     )

@@ -6,6 +6,10 @@ A value arrives as JSON text. It is kept as two columns:
 - `value_raw`: the JSON text as it was sent, or NULL where it adds nothing: for JSON null, and
   for a number whose text is exactly `repr(value_num)` (the usual float), which keeps the
   row that grows narrow.
+
+How a value is answered is a choice made when it is read (`answer_value`): by default as the
+original Django service answers it, which stores a string that Python's float() reads as that
+float (`"22.30"` -> `22.3`); with exact values (BEMCOM_EXACT_VALUES) as it was sent.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import json
 import math
 import re
+
+import msgspec
 
 # A decimal number, as a string value may spell it: "18.0", "-1.5e3", " 42 ".
 _NUMERIC_STRING = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
@@ -50,3 +56,54 @@ def join_value(value_num: float | None, value_raw: str | None) -> str:
     if value_num is None:
         return "null"
     return repr(value_num)
+
+
+_json_string = msgspec.json.Decoder(str)
+# json.dumps's spelling of the floats JSON has no number for.
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def float_text(number: float) -> str:
+    """json.dumps(number) for a float: repr, and NaN/Infinity/-Infinity as Python writes them."""
+    if math.isfinite(number):
+        return repr(number)
+    return "NaN" if number != number else _NON_FINITE[number]
+
+
+def original_string_text(text: str) -> str:
+    """The JSON text of a string value -> what the original answers for it.
+
+    The original stores float(value) whenever float() accepts the string (surrounding
+    whitespace, underscores between digits, "nan", "inf", non-ASCII digits included) and
+    answers json.dumps of that float; any other string stays the string it was.
+    """
+    try:
+        inner = _json_string.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return text
+    try:
+        return float_text(float(inner))
+    except ValueError:
+        return text
+
+
+def original_item_value(value: object) -> object:
+    """A decoded value inside a stored setpoint/schedule item -> the original's: a string
+    float() accepts becomes that float's text, anything else is unchanged."""
+    if isinstance(value, str):
+        try:
+            return float_text(float(value))
+        except ValueError:
+            return value
+    return value
+
+
+def answer_value(value_num: float | None, value_raw: str | None, exact: bool) -> str:
+    """The stored columns -> the value's JSON text as answered: exactly as sent, or (the
+    default) as the original answers it. Numbers keep their own text either way (`42`,
+    2^53+1): only the spelling of a number differs from the original's there."""
+    if value_raw is None:
+        return "null" if value_num is None else repr(value_num)
+    if exact or value_raw[0] != '"':
+        return value_raw
+    return original_string_text(value_raw)

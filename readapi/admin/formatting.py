@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from schema.values import join_value
+from readapi import render
+from schema.values import answer_value
 
 LOG_LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 MAX_SHOWN_CHARS = 120
@@ -48,9 +49,30 @@ def age(ms: int | None, now: int | None = None) -> str:
     return f"{duration(delta)} ago" if delta >= 0 else f"in {duration(delta)}"
 
 
+# Set once when the admin site is built (BEMCOM_EXACT_VALUES): the pages show values as the
+# REST API answers them.
+_values = {"exact": False}
+
+
+def use_exact_values(exact: bool) -> None:
+    _values["exact"] = exact
+
+
+def value_text(value_num: float | None, value_raw: str | None) -> str:
+    """A stored value's JSON text as the REST API answers it."""
+    return answer_value(value_num, value_raw, _values["exact"])
+
+
+def message_text(kind: str, stored: str) -> str:
+    """A stored setpoint/schedule list as the REST API answers it; exactly: as stored."""
+    if _values["exact"]:
+        return stored
+    return render.encode(render.message_items(kind, stored)).decode()
+
+
 def stored_value(value_num: float | None, value_raw: str | None) -> str:
-    """A stored value as the JSON the connector sent, shortened for a table cell."""
-    return shorten(join_value(value_num, value_raw))
+    """A stored value as the REST API answers it, shortened for a table cell."""
+    return shorten(value_text(value_num, value_raw))
 
 
 def shorten(text: str | None, limit: int = MAX_SHOWN_CHARS) -> str:

@@ -118,6 +118,7 @@ def build_site(settings: Settings, services: Services, secret: str) -> Starlette
     )
     admin.services = services
     admin.settings = settings
+    formatting.use_exact_values(settings.exact_values)
     for route in admin.admin.routes:
         if getattr(route, "name", None) == "logout":
             route.methods = {"GET", "HEAD", "POST"}
