@@ -1,8 +1,9 @@
 """How a datapoint value is stored: exact JSON back out, and a float for SQL averages.
 
 A value arrives as JSON text. It is kept as two columns:
-- `value_num`: the float of a finite number or numeric string ("18.0"), else NULL, so SQL can
-  average, sum and bucket values without parsing;
+- `value_num`: the float of a finite number or of a string that Python's float() reads
+  ("18.0", as the original stores such a string), else NULL, so SQL can average, sum and
+  bucket values without parsing;
 - `value_raw`: the JSON text as it was sent, or NULL where it adds nothing: for JSON null, and
   for a number whose text is exactly `repr(value_num)` (the usual float), which keeps the
   row that grows narrow.
@@ -16,12 +17,9 @@ from __future__ import annotations
 
 import json
 import math
-import re
 
 import msgspec
 
-# A decimal number, as a string value may spell it: "18.0", "-1.5e3", " 42 ".
-_NUMERIC_STRING = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
 _NUMBER_START = frozenset("-0123456789")
 
 
@@ -40,12 +38,15 @@ def split_value(text: str) -> tuple[float | None, str | None]:
             # leave them out of averages. SQLite would store NaN as NULL anyway.
             return None, text
         return number, (None if repr(number) == text else text)
-    if first == '"' and len(text) <= 66:
-        inner = json.loads(text)
-        if _NUMERIC_STRING.fullmatch(inner):
-            number = float(inner)
-            if math.isfinite(number):
-                return number, text
+    if first == '"':
+        # The float the original stores for a string: whatever float() reads ("22.30",
+        # " 22 ", "1_000"), so averages take in what the original's would.
+        try:
+            number = float(json.loads(text))
+        except ValueError:
+            return None, text
+        if math.isfinite(number):
+            return number, text
     return None, text
 
 
