@@ -60,6 +60,13 @@ def join_value(value_num: float | None, value_raw: str | None) -> str:
 
 
 _json_string = msgspec.json.Decoder(str)
+# ASCII characters that no text float() reads starts with (it reads leading whitespace, a
+# sign, digits, ".", "inf"/"infinity"/"nan" in any case).
+_NEVER_STARTS_A_FLOAT = frozenset(
+    chr(code)
+    for code in range(128)
+    if not (chr(code).isspace() or chr(code).isdigit() or chr(code) in "+-.iInN")
+)
 # json.dumps's spelling of the floats JSON has no number for.
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
@@ -78,9 +85,36 @@ def original_string_text(text: str) -> str:
     whitespace, underscores between digits, "nan", "inf", non-ASCII digits included) and
     answers json.dumps of that float; any other string stays the string it was.
     """
-    try:
-        inner = _json_string.decode(text)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    answer = _answers.get(text)
+    if answer is None:
+        answer = _string_answer(text)
+        if len(text) <= _REMEMBERED_CHARS:
+            if len(_answers) >= _REMEMBERED_TEXTS:
+                _answers.clear()
+            _answers[text] = answer
+    return answer
+
+
+# Values repeat (a thermostat's "21.5", a switch's "on"): a remembered answer costs a dict
+# lookup. Only short texts, and a bounded number of them, so the memory stays under 2 MB; a
+# plain dict (emptied when full) costs less per miss than an LRU's bookkeeping.
+_REMEMBERED_CHARS = 40
+_REMEMBERED_TEXTS = 16_384
+_answers: dict[str, str] = {}
+
+
+def _string_answer(text: str) -> str:
+    if "\\" in text or text[-1:] != '"':
+        try:
+            inner = _json_string.decode(text)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return text
+    else:
+        inner = text[1:-1]  # no escape: the JSON text is the string in quotes
+    # Most strings are not numbers, and float()'s exception costs ten times a set lookup: a
+    # string that starts with an ASCII character no float() input starts with is let go
+    # here. Anything else (digits, spaces, signs, "inf", "nan", non-ASCII) goes to float().
+    if inner[:1] in _NEVER_STARTS_A_FLOAT:
         return text
     try:
         return float_text(float(inner))

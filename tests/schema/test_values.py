@@ -113,3 +113,34 @@ def test_a_string_is_answered_as_float_reads_it(inner):
 @given(st.floats())
 def test_float_text_is_json_dumps(number):
     assert float_text(number) == json.dumps(number)
+
+
+@given(st.text(alphabet=" \t\n\u00a0\u30000123456789\u0663\uff15_.eE+-infINFatyTY", max_size=14))
+def test_strings_near_numbers_are_answered_as_float_reads_them(inner):
+    text = json.dumps(inner, ensure_ascii=False)
+    try:
+        expected = json.dumps(float(inner))
+    except ValueError:
+        expected = text
+    assert answer_value(*split_value(text), exact=False) == expected
+
+
+def test_every_character_float_reads_around_a_digit_is_taken_in():
+    """The quick filter before float() must let through all that float() reads. Checked as
+    leading and trailing character of a digit for the first 12,544 code points (ASCII, Latin,
+    the spaces up to U+3000) and every other code point Python calls a space or a decimal digit
+    (float() maps exactly those to ASCII before parsing)."""
+    codes = set(range(0x3100)) | {
+        code
+        for code in range(0x3100, 0x110000)
+        if not 0xD800 <= code <= 0xDFFF and (chr(code).isspace() or chr(code).isdecimal())
+    }
+    for code in sorted(codes - set(range(0xD800, 0xE000))):
+        char = chr(code)
+        for inner in (f"{char}1", f"1{char}"):
+            try:
+                expected = json.dumps(float(inner))
+            except ValueError:
+                continue
+            text = json.dumps(inner, ensure_ascii=False)
+            assert answer_value(None, text, exact=False) == expected, hex(code)
