@@ -49,30 +49,24 @@ def age(ms: int | None, now: int | None = None) -> str:
     return f"{duration(delta)} ago" if delta >= 0 else f"in {duration(delta)}"
 
 
-# Set once when the admin site is built (BEMCOM_EXACT_VALUES): the pages show values as the
-# REST API answers them.
-_values = {"exact": False}
+# The pages show values as the REST API answers them: `exact` is BEMCOM_EXACT_VALUES.
 
 
-def use_exact_values(exact: bool) -> None:
-    _values["exact"] = exact
-
-
-def value_text(value_num: float | None, value_raw: str | None) -> str:
+def value_text(value_num: float | None, value_raw: str | None, exact: bool) -> str:
     """A stored value's JSON text as the REST API answers it."""
-    return answer_value(value_num, value_raw, _values["exact"])
+    return answer_value(value_num, value_raw, exact)
 
 
-def message_text(kind: str, stored: str) -> str:
+def message_text(kind: str, stored: str, exact: bool) -> str:
     """A stored setpoint/schedule list as the REST API answers it; exactly: as stored."""
-    if _values["exact"]:
+    if exact:
         return stored
     return render.encode(render.message_items(kind, stored)).decode()
 
 
-def stored_value(value_num: float | None, value_raw: str | None) -> str:
+def stored_value(value_num: float | None, value_raw: str | None, exact: bool) -> str:
     """A stored value as the REST API answers it, shortened for a table cell."""
-    return shorten(value_text(value_num, value_raw))
+    return shorten(value_text(value_num, value_raw, exact))
 
 
 def shorten(text: str | None, limit: int = MAX_SHOWN_CHARS) -> str:
@@ -91,5 +85,4 @@ TEMPLATE_HELPERS = {
     "now_ms": now_ms,
     "shorten": shorten,
     "level_name": level_name,
-    "stored_value": stored_value,
 }
