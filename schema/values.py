@@ -21,6 +21,13 @@ import math
 import msgspec
 
 _NUMBER_START = frozenset("-0123456789")
+# ASCII characters that no text float() reads starts with (it reads leading whitespace, a
+# sign, digits, ".", "inf"/"infinity"/"nan" in any case).
+_NEVER_STARTS_A_FLOAT = frozenset(
+    chr(code)
+    for code in range(128)
+    if not (chr(code).isspace() or chr(code).isdigit() or chr(code) in "+-.iInN")
+)
 
 
 def split_value(text: str) -> tuple[float | None, str | None]:
@@ -40,7 +47,11 @@ def split_value(text: str) -> tuple[float | None, str | None]:
         return number, (None if repr(number) == text else text)
     if first == '"':
         # The float the original stores for a string: whatever float() reads ("22.30",
-        # " 22 ", "1_000"), so averages take in what the original's would.
+        # " 22 ", "1_000"), so averages take in what the original's would. Most strings are
+        # told apart by their first character, without decoding (an escape may be a space).
+        lead = text[1:2]
+        if lead in _NEVER_STARTS_A_FLOAT and lead != "\\":
+            return None, text
         try:
             number = float(json.loads(text))
         except ValueError:
@@ -60,13 +71,6 @@ def join_value(value_num: float | None, value_raw: str | None) -> str:
 
 
 _json_string = msgspec.json.Decoder(str)
-# ASCII characters that no text float() reads starts with (it reads leading whitespace, a
-# sign, digits, ".", "inf"/"infinity"/"nan" in any case).
-_NEVER_STARTS_A_FLOAT = frozenset(
-    chr(code)
-    for code in range(128)
-    if not (chr(code).isspace() or chr(code).isdigit() or chr(code) in "+-.iInN")
-)
 # json.dumps's spelling of the floats JSON has no number for.
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
