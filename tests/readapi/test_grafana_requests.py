@@ -140,3 +140,10 @@ def test_exact_mode_answers_the_strings_as_sent(make_client, scene: Scene, store
     assert bucketed == default
     setpoint = grafana_get(client, "/datapoint/last_setpoint/")["msgs_by_datapoint_id"]["101"]
     assert setpoint["setpoint"][0]["preferred_value"] == '"21.50"'
+    # Asked per request, either way; anything else is a JSON 400 naming the parameter.
+    original = grafana_get(client, "/datapoint/last_value/", values="original")
+    assert original["msgs_by_datapoint_id"]["2"]["value"] == "22.3"  # the last sent: "22.30"
+    for path in ("/datapoint/2/value/", "/datapoint/last_value/", f"/datapoint/2/value/{T0}/"):
+        refused = client.get(path, params={"values": "raw"})
+        assert refused.status_code == 400, path
+        assert list(refused.json()) == ["values"]
