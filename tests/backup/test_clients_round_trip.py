@@ -21,6 +21,7 @@ Floats, numeric strings (default mode), booleans, null, NaN and -Infinity round-
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import timedelta
 from pathlib import Path
 
@@ -82,10 +83,13 @@ def answers(service: Service, connector: str, exact: bool | None = None) -> dict
 @pytest.fixture(params=[False, True], ids=["default", "exact"])
 def services(request, pg_env, sqlite_env, tmp_path: Path):
     mode = {"BEMCOM_EXACT_VALUES": "TRUE" if request.param else "FALSE"}
-    started = []
+    # Both start at once: most of a start is waiting on imports and migrations.
+    with ThreadPoolExecutor(2) as pool:
+        starting = [pool.submit(Service, {**env, **mode}, tmp_path) for env in (pg_env, sqlite_env)]
+        wait(starting)
+    started = [f.result() for f in starting if f.exception() is None]
     try:
-        started.append(Service({**pg_env, **mode}, tmp_path))
-        started.append(Service({**sqlite_env, **mode}, tmp_path))
+        assert len(started) == 2, [f.exception() for f in starting]
         yield request.param, started[0], started[1]
     finally:
         for service in started:
