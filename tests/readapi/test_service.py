@@ -155,6 +155,9 @@ def test_every_documented_get_answers_at_its_documented_url(
         answer = client.get(url, follow_redirects=False)
         assert answer.status_code == 200, (url, answer.status_code, answer.text[:200])
         called.append(path.removeprefix(prefix))
+    # One message is answered as the original answers it, like every other read.
+    one = client.get(f"{prefix}/datapoint/101/value/{stamp}/").json()
+    assert one == {"value": "22.3", "timestamp": stamp}
     assert sorted(called) == sorted(
         [
             "/datapoint/",
