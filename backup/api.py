@@ -74,8 +74,12 @@ class Api:
 
     def messages(self, datapoint_id: int, kind: str, start_ms: int, end_ms: int) -> bytes:
         path = f"/datapoint/{datapoint_id}/{kind}/"
+        # values=exact: each value's text exactly as it was sent (a string "22.30" stays a
+        # string), so a restore stores it again exactly; an original Django service ignores
+        # the parameter and answers as it always does.
         response = self.client.get(
-            path, params={"timestamp__gte": start_ms, "timestamp__lt": end_ms}
+            path,
+            params={"timestamp__gte": start_ms, "timestamp__lt": end_ms, "values": "exact"},
         )
         if response.status_code == 404 and kind != "value":
             raise KindNotServed(f"GET {path}: 404 (is ACTIVATE_CONTROL_EXTENSION on?)")

@@ -13,6 +13,7 @@ from readapi.db import Database
 from readapi.filters import Bucketing, TimeRange
 from readapi.models import ValueOut
 from readapi.sql import BUCKET_ORIGIN_MS, bucketed_history_sql, history_sql, last_sql
+from schema.values import answer_value
 
 # Rows fetched per round trip; a chunk of this many rows is also one piece of the response.
 # A history up to this size is answered whole, with a Content-Length; a longer one streams.
@@ -71,7 +72,7 @@ def open_history(
 
 
 def small_history(
-    database: Database, kind: str, datapoint_id: int, time_range: TimeRange
+    database: Database, kind: str, datapoint_id: int, time_range: TimeRange, exact: bool
 ) -> tuple[bool, bytes | None]:
     """(datapoint exists, the whole answer if it has at most CHUNK_ROWS rows) - PostgreSQL.
 
@@ -97,45 +98,51 @@ def small_history(
             cursor.close()
     if len(rows) > CHUNK_ROWS:
         return True, None
-    return True, b"[" + encode_chunk(kind, rows) + b"]"
+    return True, b"[" + encode_chunk(kind, rows, exact) + b"]"
 
 
-def encode_chunk(kind: str, rows: list) -> bytes:
+def encode_chunk(kind: str, rows: list, exact: bool) -> bytes:
     """A chunk of rows as JSON array elements, without the brackets."""
     if kind == "value":
-        return render.encode_value_rows(rows)[1:-1]
-    return render.encode_message_rows(kind, rows)[1:-1]
+        return render.encode_value_rows(rows, exact)[1:-1]
+    return render.encode_message_rows(kind, rows, exact)[1:-1]
 
 
-def first_chunk_or_stream(reader: HistoryReader, kind: str) -> tuple[bytes | None, Iterator[bytes]]:
+def first_chunk_or_stream(
+    reader: HistoryReader, kind: str, exact: bool
+) -> tuple[bytes | None, Iterator[bytes]]:
     """Read the first chunk now. If that was everything, return the whole body (and the
     response gets a Content-Length); otherwise an iterator that streams the rest."""
     try:
         rows = reader.fetch()
         if len(rows) < CHUNK_ROWS:
             reader.close()
-            return b"[" + encode_chunk(kind, rows) + b"]", iter(())
+            return b"[" + encode_chunk(kind, rows, exact) + b"]", iter(())
     except BaseException:
         reader.close()
         raise
-    return None, _stream(reader, kind, encode_chunk(kind, rows))
+    return None, _stream(reader, kind, encode_chunk(kind, rows, exact), exact)
 
 
-def _stream(reader: HistoryReader, kind: str, first: bytes) -> Iterator[bytes]:
+def _stream(reader: HistoryReader, kind: str, first: bytes, exact: bool) -> Iterator[bytes]:
     try:
         yield b"[" + first
         while True:
             rows = reader.fetch()
             if not rows:
                 break
-            yield b"," + encode_chunk(kind, rows)
+            yield b"," + encode_chunk(kind, rows, exact)
         yield b"]"
     finally:
         reader.close()
 
 
 def bucketed_values(
-    database: Database, datapoint_id: int, time_range: TimeRange, bucketing: Bucketing
+    database: Database,
+    datapoint_id: int,
+    time_range: TimeRange,
+    bucketing: Bucketing,
+    exact: bool,
 ) -> bytes:
     statement, params = bucketed_history_sql(
         database.postgres, database.timescale, time_range, bucketing
@@ -156,12 +163,16 @@ def bucketed_values(
         finally:
             cursor.close()
     if bucketing.agg in ("first", "last"):
-        return render.encode_value_rows(rows)
+        return render.encode_value_rows(rows, exact)
     return render.encode_aggregate_rows(rows)
 
 
 def last_messages(
-    database: Database, kind: str, time_range: TimeRange, ids: tuple[int, ...] | None
+    database: Database,
+    kind: str,
+    time_range: TimeRange,
+    ids: tuple[int, ...] | None,
+    exact: bool,
 ) -> bytes:
     """`{"msgs_by_datapoint_id": {"<id>": {...}}}` for the active datapoints."""
     if ids is not None and not ids:
@@ -178,21 +189,18 @@ def last_messages(
         finally:
             cursor.close()
     if kind == "value":
-        body = {
-            str(dp): ValueOut(
-                raw if raw is not None else ("null" if num is None else repr(num)), ms
-            )
-            for dp, ms, num, raw in rows
-        }
+        body = {str(dp): ValueOut(answer_value(num, raw, exact), ms) for dp, ms, num, raw in rows}
     else:
         body = {
-            str(dp): {kind: render.message_items(kind, text), "timestamp": ms}
+            str(dp): {kind: render.message_items(kind, text, exact), "timestamp": ms}
             for dp, ms, text in rows
         }
     return render.encode({"msgs_by_datapoint_id": body})
 
 
-def one_message(database: Database, kind: str, datapoint_id: int, timestamp: int) -> bytes | None:
+def one_message(
+    database: Database, kind: str, datapoint_id: int, timestamp: int, exact: bool
+) -> bytes | None:
     """The message of one timestamp in the GET shape, or None."""
     time_range = TimeRange(((">=", timestamp), ("<=", timestamp)))
     statement, params = history_sql(database.postgres, kind, time_range)
@@ -207,4 +215,4 @@ def one_message(database: Database, kind: str, datapoint_id: int, timestamp: int
             cursor.close()
     if not rows:
         return None
-    return encode_chunk(kind, rows[:1])
+    return encode_chunk(kind, rows[:1], exact)

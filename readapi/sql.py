@@ -40,7 +40,7 @@ _PYTHON_REPR_SQL = (
 
 
 def value_columns(postgres: bool, prefix: str = "") -> str:
-    """(value_num, text) for render.value_text: on PostgreSQL the JSON text of the value is
+    """(value_num, text) for render.encode_value_rows: on PostgreSQL the JSON text of the value is
     made by the server (value_num only sent where Python must format it); SQLite sends the
     stored columns."""
     num, raw = f"{prefix}value_num", f"{prefix}value_raw"

@@ -66,6 +66,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_json: bool | None = None
     # Set by readapi for its workers (prometheus_client reads it too); None: one process.
     prometheus_multiproc_dir: str | None = None
+    # Answer values exactly as sent instead of as the original answers them (issue 13).
+    exact_values: bool = False
 
     @property
     def uses_postgres(self) -> bool:
@@ -183,4 +185,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         log_json=None if log_json_raw is None else _bool(env, "BEMCOM_LOG_JSON", False),
         prometheus_multiproc_dir=_str(env, "PROMETHEUS_MULTIPROC_DIR"),
+        exact_values=_bool(env, "BEMCOM_EXACT_VALUES", False),
     )

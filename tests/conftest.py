@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,9 +73,32 @@ def pg_template() -> Iterator[str]:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
             (TEMPLATE_DB,),
         )
+        # Marked a template too, so that TimescaleDB's launcher leaves it alone.
+        conn.execute(f'ALTER DATABASE "{TEMPLATE_DB}" IS_TEMPLATE true')
     yield TEMPLATE_DB
     with admin_connect() as conn:
+        conn.execute(f'ALTER DATABASE "{TEMPLATE_DB}" IS_TEMPLATE false')
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+
+
+def copy_template(conn: psycopg.Connection, name: str, template: str) -> None:
+    """CREATE DATABASE name TEMPLATE template, which PostgreSQL refuses while anyone is
+    connected to the template: TimescaleDB's background-worker scheduler connects to every
+    database with the extension (the template included, until it is marked one)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (template,),
+            )
+            time.sleep(0.1)
 
 
 @pytest.fixture
@@ -82,7 +106,7 @@ def pg_env(pg_template: str) -> Iterator[dict[str, str]]:
     """Environment of a fresh, migrated PostgreSQL database for one test."""
     name = f"bemcom_test_{secrets.token_hex(6)}"
     with admin_connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+        copy_template(conn, name, pg_template)
     yield base_env(
         DJANGOAPIDB_HOST=PG_HOST,
         DJANGOAPIDB_PORT=str(PG_PORT),

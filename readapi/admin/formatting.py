@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from schema.values import join_value
+from readapi import render
+from schema.values import answer_value
 
 LOG_LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 MAX_SHOWN_CHARS = 120
@@ -48,9 +49,24 @@ def age(ms: int | None, now: int | None = None) -> str:
     return f"{duration(delta)} ago" if delta >= 0 else f"in {duration(delta)}"
 
 
-def stored_value(value_num: float | None, value_raw: str | None) -> str:
-    """A stored value as the JSON the connector sent, shortened for a table cell."""
-    return shorten(join_value(value_num, value_raw))
+# The pages show values as the REST API answers them: `exact` is BEMCOM_EXACT_VALUES.
+
+
+def value_text(value_num: float | None, value_raw: str | None, exact: bool) -> str:
+    """A stored value's JSON text as the REST API answers it."""
+    return answer_value(value_num, value_raw, exact)
+
+
+def message_text(kind: str, stored: str, exact: bool) -> str:
+    """A stored setpoint/schedule list as the REST API answers it; exactly: as stored."""
+    if exact:
+        return stored
+    return render.encode(render.message_items(kind, stored)).decode()
+
+
+def stored_value(value_num: float | None, value_raw: str | None, exact: bool) -> str:
+    """A stored value as the REST API answers it, shortened for a table cell."""
+    return shorten(value_text(value_num, value_raw, exact))
 
 
 def shorten(text: str | None, limit: int = MAX_SHOWN_CHARS) -> str:
@@ -69,5 +85,4 @@ TEMPLATE_HELPERS = {
     "now_ms": now_ms,
     "shorten": shorten,
     "level_name": level_name,
-    "stored_value": stored_value,
 }

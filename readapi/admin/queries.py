@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection, and_, case, desc, func, select, update
 
+from readapi.admin.formatting import message_text, value_text
 from schema import tables as t
-from schema.values import join_value
 
 RECENT_LOG_ENTRIES = 50
 PLOT_POINTS = 500
@@ -156,7 +156,12 @@ HISTORY_TABLES = {
 
 
 def history_page(
-    connection: Connection, datapoint_id: int, kind: str, before: int | None, limit: int
+    connection: Connection,
+    datapoint_id: int,
+    kind: str,
+    before: int | None,
+    limit: int,
+    exact: bool,
 ) -> list[HistoryRow]:
     """One page of a datapoint's history, newest first, older than `before` (ms).
 
@@ -173,8 +178,8 @@ def history_page(
         statement = statement.where(c.time < before)
     rows = connection.execute(statement.order_by(desc(c.time)).limit(limit))
     if kind == "value":
-        return [HistoryRow(row[0], join_value(row[1], row[2])) for row in rows]
-    return [HistoryRow(row[0], row[1]) for row in rows]
+        return [HistoryRow(row[0], value_text(row[1], row[2], exact)) for row in rows]
+    return [HistoryRow(row[0], message_text(kind, row[1], exact)) for row in rows]
 
 
 def recent_numeric_values(
@@ -191,7 +196,9 @@ def recent_numeric_values(
     return [(row[0], row[1]) for row in reversed(rows)]
 
 
-def last_message(connection: Connection, datapoint_id: int, kind: str) -> HistoryRow | None:
+def last_message(
+    connection: Connection, datapoint_id: int, kind: str, exact: bool
+) -> HistoryRow | None:
     if kind == "value":
         c = t.datapoint_last_value.c
         row = connection.execute(
@@ -199,9 +206,9 @@ def last_message(connection: Connection, datapoint_id: int, kind: str) -> Histor
         ).first()
         if row is None:
             return None
-        return HistoryRow(row[0], join_value(row[1], row[2]))
+        return HistoryRow(row[0], value_text(row[1], row[2], exact))
     table = t.datapoint_last_setpoint if kind == "setpoint" else t.datapoint_last_schedule
     row = connection.execute(
         select(table.c.time, table.c[kind]).where(table.c.datapoint_id == datapoint_id)
     ).first()
-    return HistoryRow(*row) if row else None
+    return HistoryRow(row[0], message_text(kind, row[1], exact)) if row else None

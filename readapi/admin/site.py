@@ -7,6 +7,7 @@ stores the site on the view class: two applications in one process stay apart.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import anyio.to_thread
@@ -124,8 +125,14 @@ def build_site(settings: Settings, services: Services, secret: str) -> Starlette
     globals_ = admin.templates.env.globals
     globals_["csrf_token"] = csrf_token
     globals_.update(formatting.TEMPLATE_HELPERS)
+    globals_["stored_value"] = functools.partial(
+        formatting.stored_value, exact=settings.exact_values
+    )
     for view in views_for(settings):
         site_view = type(view.__name__, (view,), {})
+        configure = getattr(site_view, "configure", None)
+        if configure is not None:
+            configure(settings)
         authorization.register(site_view.identity, site_view.permission_model)
         admin.add_view(site_view)
     return outer

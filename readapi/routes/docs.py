@@ -90,9 +90,14 @@ def openapi_document(app: Litestar) -> dict[str, Any]:
     )
     for name, schema in detail_components.items():
         schemas.setdefault(name, schema)
+    # Litestar drops a path's trailing slash; clients call the original's paths with it.
+    documented: dict[str, str] = {}
     for route in app.routes:
         path = _PATH_PARAMETER.sub(r"{\1}", route.path)
-        for handler in getattr(route, "route_handlers", ()):
+        route_handlers = getattr(route, "route_handlers", ())
+        slash = all(h.opt.get("trailing_slash", True) for h in route_handlers)
+        documented[path] = path + "/" if slash and not path.endswith("/") else path
+        for handler in route_handlers:
             for method in handler.http_methods:
                 operation = document["paths"].get(path, {}).get(method.lower())
                 if operation is None:
@@ -104,6 +109,9 @@ def openapi_document(app: Litestar) -> dict[str, Any]:
                         "content": {"application/json": {"schema": body_by_name[struct]}},
                     }
                 _document_errors(operation, handler, "{" in path, detail_schema)
+    document["paths"] = {
+        documented.get(path, path): item for path, item in document["paths"].items()
+    }
     components["securitySchemes"] = {
         "basicAuth": {"type": "http", "scheme": "basic"},
         "bearerAuth": {"type": "http", "scheme": "bearer"},

@@ -25,7 +25,15 @@ def _ready(services: Services) -> Response:
 
 
 def handlers(settings: Settings) -> list[HTTPRouteHandler]:
-    @get("/health/live", name="health-live", tags=["Health"], summary="The process answers")
+    # Probes are called without a trailing slash (as Kubernetes and compose write them); the
+    # OpenAPI document lists them so (readapi.routes.docs).
+    @get(
+        "/health/live",
+        name="health-live",
+        tags=["Health"],
+        summary="The process answers",
+        opt={"trailing_slash": False},
+    )
     async def live() -> Response[HealthOut]:
         return json_bytes(encode(HealthOut("ok")))
 
@@ -34,6 +42,7 @@ def handlers(settings: Settings) -> list[HTTPRouteHandler]:
         name="health-ready",
         tags=["Health"],
         summary="Database and MQTT broker reachable (503 if not)",
+        opt={"trailing_slash": False},
     )
     async def ready(request: Request) -> Response[HealthOut]:
         return await in_thread(_ready, services_of(request))

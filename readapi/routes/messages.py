@@ -53,6 +53,24 @@ TAGS = {
 ACTUATOR_ONLY = ["This message can only be written for an actuator datapoint."]
 
 TimestampParam = Parameter(required=False, description="Milliseconds since 1970-01-01 UTC.")
+ValuesParam = Parameter(
+    required=False,
+    description="How values are answered: `original` (as the Django original answers them: a "
+    "string that Python's float() reads comes back as that float) or `exact` (as sent). "
+    "Default: `exact` when BEMCOM_EXACT_VALUES=TRUE, else `original`. BEMCom's own backup "
+    "tool asks for `exact`.",
+)
+VALUES_CHOICES = {"exact": True, "original": False}
+
+
+def exact_values(services: Services, params) -> bool:
+    """Whether this request's values are answered exactly: `?values=`, else the setting."""
+    chosen = params.get("values")
+    if chosen is None:
+        return services.settings.exact_values
+    if chosen not in VALUES_CHOICES:
+        raise ApiError(400, {"values": ['Select "exact" or "original".']})
+    return VALUES_CHOICES[chosen]
 
 
 def stored_text(kind: str, validated: dict, sent: Any) -> str:
@@ -69,21 +87,24 @@ def stored_text(kind: str, validated: dict, sent: Any) -> str:
 def _history(services: Services, kind: str, dp_id: int, params) -> Response:
     time_range = parse_time_range(params)
     bucketing = parse_bucketing(params) if kind == "value" else None
+    exact = exact_values(services, params)
     if bucketing is not None or not services.database.postgres:
         datapoint_or_404(services, dp_id)
     else:
         # The hot path: the datapoint check and the query share one connection.
         if not 0 < dp_id <= MAX_ID:
             raise not_found()
-        found, whole = reads.small_history(services.database, kind, dp_id, time_range)
+        found, whole = reads.small_history(services.database, kind, dp_id, time_range, exact)
         if not found:
             raise not_found()
         if whole is not None:
             return json_bytes(whole)
     if bucketing is not None:
-        return json_bytes(reads.bucketed_values(services.database, dp_id, time_range, bucketing))
+        return json_bytes(
+            reads.bucketed_values(services.database, dp_id, time_range, bucketing, exact)
+        )
     reader = reads.open_history(services.database, kind, dp_id, time_range)
-    body, rest = reads.first_chunk_or_stream(reader, kind)
+    body, rest = reads.first_chunk_or_stream(reader, kind, exact)
     if body is not None:
         return json_bytes(body)
     return Stream(rest, media_type="application/json")
@@ -92,7 +113,8 @@ def _history(services: Services, kind: str, dp_id: int, params) -> Response:
 def _last(services: Services, kind: str, params) -> Response:
     time_range = parse_time_range(params)
     ids = parse_id_list(params, "datapoint__id__in")
-    return json_bytes(reads.last_messages(services.database, kind, time_range, ids))
+    exact = exact_values(services, params)
+    return json_bytes(reads.last_messages(services.database, kind, time_range, ids, exact))
 
 
 def _publish(services: Services, kind: str, dp_id: int, data: Any) -> Response:
@@ -151,10 +173,11 @@ def _check_timestamp(timestamp: int) -> None:
         raise not_found()
 
 
-def _retrieve(services: Services, kind: str, dp_id: int, timestamp: int) -> Response:
+def _retrieve(services: Services, kind: str, dp_id: int, timestamp: int, params) -> Response:
+    exact = exact_values(services, params)
     datapoint_or_404(services, dp_id)
     _check_timestamp(timestamp)
-    body = reads.one_message(services.database, kind, dp_id, timestamp)
+    body = reads.one_message(services.database, kind, dp_id, timestamp, exact)
     if body is None:
         raise not_found()
     return json_bytes(body)
@@ -216,6 +239,7 @@ def message_handlers(kind: str, settings: Settings) -> list[HTTPRouteHandler]:
             timestamp__gt: str | None = TimestampParam,
             timestamp__lte: str | None = TimestampParam,
             timestamp__lt: str | None = TimestampParam,
+            values: str | None = ValuesParam,
         ) -> Response[LAST_OUT[kind]]:
             return await in_thread(_last, services_of(request), kind, request.query_params)
 
@@ -247,6 +271,7 @@ def message_handlers(kind: str, settings: Settings) -> list[HTTPRouteHandler]:
                 required=False,
                 description="(value only) avg (default), min, max, sum, count, first, last.",
             ),
+            values: str | None = ValuesParam,
         ) -> Response[list[out]]:
             return await in_thread(
                 _history, services_of(request), kind, dp_id, request.query_params
@@ -285,9 +310,14 @@ def message_handlers(kind: str, settings: Settings) -> list[HTTPRouteHandler]:
             summary=f"The {kind} message of a timestamp",
         )
         async def retrieve(
-            request: Request, dp_id: FromPath[int], timestamp: FromPath[int]
+            request: Request,
+            dp_id: FromPath[int],
+            timestamp: FromPath[int],
+            values: str | None = ValuesParam,
         ) -> Response[out]:
-            return await in_thread(_retrieve, services_of(request), kind, dp_id, timestamp)
+            return await in_thread(
+                _retrieve, services_of(request), kind, dp_id, timestamp, request.query_params
+            )
 
         handlers += [history_list, upsert, remove, retrieve]
     return handlers

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
-from schema.tables import datapoint_last_value, datapoint_setpoint, datapoint_value
+from schema.tables import datapoint, datapoint_last_value, datapoint_setpoint, datapoint_value
 from tests.admin.conftest import AdminClient, AdminScene
 
 
@@ -137,3 +137,43 @@ def test_page_with_last_value_history_and_plot(admin: AdminClient, admin_scene: 
     valve = admin.get(f"datapoint/details/{ids['valve']}?kind=setpoint").text
     assert "Setpoint history" in valve and "preferred_value" in valve
     assert admin.get(f"datapoint/details/{ids['temp']}?kind=bogus&before=x").status_code == 200
+
+
+def test_values_are_shown_as_the_api_answers_them(admin_scene: AdminScene, make_admin_client):
+    """A connector-template value `"22.30"` is shown as the original shows it, 22.3, on the
+    list, the datapoint's page (last value, history, setpoints) and the connector's page;
+    with BEMCOM_EXACT_VALUES=TRUE as it was sent."""
+    ids = fill(admin_scene)
+    now = int(time.time() * 1000)
+    with admin_scene.engine.connect() as connection:
+        plant_id = connection.execute(
+            select(datapoint.c.connector_id).where(datapoint.c.id == ids["temp"])
+        ).scalar_one()
+    with admin_scene.engine.begin() as connection:
+        for table in (datapoint_value, datapoint_last_value):
+            connection.execute(
+                insert(table).values(
+                    datapoint_id=ids["temp"], time=now, value_num=22.3, value_raw='"22.30"'
+                )
+            )
+        connection.execute(
+            insert(datapoint_setpoint).values(
+                datapoint_id=ids["valve"],
+                time=now,
+                setpoint='[{"from_timestamp": null, "to_timestamp": null, '
+                '"preferred_value": "21.50"}]',
+            )
+        )
+    for exact in (False, True):
+        client = make_admin_client(admin_scene, BEMCOM_EXACT_VALUES="TRUE" if exact else "FALSE")
+        assert client.login("admin").status_code == 302
+        pages = [
+            client.get("datapoint/list").text,
+            client.get(f"datapoint/details/{ids['temp']}").text,
+            client.get(f"connector/details/{plant_id}").text,
+        ]
+        for page in pages:
+            assert "22.3" in page
+            assert ("22.30" in page) == exact
+        valve = client.get(f"datapoint/details/{ids['valve']}?kind=setpoint").text
+        assert ("21.50" in valve) == exact and "21.5" in valve

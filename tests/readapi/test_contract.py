@@ -1,7 +1,7 @@
 """Every captured response of CONTRACT.md, byte for byte, on PostgreSQL and SQLite.
 
-Where CONTRACT.md lists an improvement (values come back exactly as sent, JSON 404 for a
-non-integer id, `interval` on SQLite), the expected bytes are the improved ones.
+Where CONTRACT.md lists an improvement (numbers keep their text, JSON 404 for a non-integer
+id, `interval` on SQLite), the expected bytes are the improved ones.
 """
 
 from __future__ import annotations
@@ -62,11 +62,16 @@ ROUND_TRIP = [
 T0 = 1795840275488
 
 
-def test_value_history_round_trip(client, scene: Scene):
+@pytest.mark.parametrize("exact", [False, True], ids=["original", "exact"])
+def test_value_history_round_trip(make_client, scene: Scene, exact: bool):
+    client = make_client(scene, BEMCOM_EXACT_VALUES="TRUE" if exact else "FALSE")
     # As a Python connector sends them: json.dumps of each value (non-ASCII escaped).
     body = [{"value": json.dumps(v), "timestamp": T0 + i} for i, v in enumerate(ROUND_TRIP)]
     assert put(client, "/datapoint/2/value/", body) == {"msgs_created": 11, "msgs_updated": 0}
     response = client.get(f"/datapoint/2/value/?timestamp__gte={T0}&timestamp__lte={T0 + 10}")
+    # By default the numeric string "18.0" is answered as the original answers it, the float
+    # 18.0; in exact mode as the string it was sent as.
+    numeric_string = '"\\"18.0\\""' if exact else '"18.0"'
     assert_bytes(
         response,
         200,
@@ -78,9 +83,10 @@ def test_value_history_round_trip(client, scene: Scene):
         '{"value":"true","timestamp":1795840275493},'
         '{"value":"false","timestamp":1795840275494},'
         '{"value":"null","timestamp":1795840275495},'
-        # Improvements over the original: 42 stays "42", "18.0" stays a string, 2^53+1 exact.
+        # Kept in both modes (only the number's text differs from the original's "42.0" and
+        # "9007199254740992.0"; README "What differs").
         '{"value":"42","timestamp":1795840275496},'
-        '{"value":"\\"18.0\\"","timestamp":1795840275497},'
+        f'{{"value":{numeric_string},"timestamp":1795840275497}},'
         '{"value":"9007199254740993","timestamp":1795840275498}]',
     )
     empty = client.get("/datapoint/2/value/?timestamp__gte=1&timestamp__lt=2")

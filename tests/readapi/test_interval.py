@@ -20,7 +20,19 @@ def bucket_of(ms: int, width: int) -> int:
     return ms - (ms - BUCKET_ORIGIN_MS) % width
 
 
-def expected(messages: list[tuple[int, object]], width: int, agg: str) -> list[dict]:
+def original_answer(value: object) -> str:
+    """What the original answers for a value: a string float() reads is stored as that float."""
+    if isinstance(value, str):
+        try:
+            return json.dumps(float(value))
+        except ValueError:
+            pass
+    return json.dumps(value)
+
+
+def expected(
+    messages: list[tuple[int, object]], width: int, agg: str, exact: bool = False
+) -> list[dict]:
     buckets: dict[int, list[tuple[int, object]]] = {}
     for ms, value in sorted(messages):
         buckets.setdefault(bucket_of(ms, width), []).append((ms, value))
@@ -35,9 +47,9 @@ def expected(messages: list[tuple[int, object]], width: int, agg: str) -> list[d
         if agg == "count":
             result: object = len(members)
         elif agg in ("first", "last"):
-            rows.append(
-                {"value": json.dumps(members[0 if agg == "first" else -1][1]), "timestamp": start}
-            )
+            chosen = members[0 if agg == "first" else -1][1]
+            text = json.dumps(chosen) if exact else original_answer(chosen)
+            rows.append({"value": text, "timestamp": start})
             continue
         elif not numbers:
             result = None
@@ -82,22 +94,33 @@ INTERVALS = {
     "1 week": 7 * 1440 * MINUTE,
 }
 AGGREGATES = ("avg", "min", "max", "sum", "count", "first", "last")
+QUOTED_DIGIT = {'"' + digit for digit in "0123456789"}
 
 
 def test_buckets_match_python(client, messages):
-    """Every aggregate over every width; one data set per backend keeps this quick."""
+    """Every aggregate over every width; one data set per backend keeps this quick.
+
+    Numeric aggregates average the stored float whichever way values are answered; first and
+    last answer the bucket's value as the original would (a numeric string as its float), or
+    exactly with `values=exact`.
+    """
     low, high = START, START + 2 * 86_400_000
     window = [(t, v) for t, v in messages if low <= t < high]
+    quoted_numbers = {False: 0, True: 0}
     for interval, width in INTERVALS.items():
-        for agg in AGGREGATES:
+        for agg, exact in [(a, False) for a in AGGREGATES] + [(a, True) for a in AGGREGATES]:
             params = {"interval": interval, "timestamp__gte": low, "timestamp__lt": high}
             if agg != "avg":  # avg is the default
                 params["agg"] = agg
+            if exact:
+                params["values"] = "exact"
             response = client.get("/datapoint/2/value/", params=params)
             assert response.status_code == 200, response.text
             got = response.json()
-            want = expected(window, width, agg)
+            want = expected(window, width, agg, exact)
             assert [r["timestamp"] for r in got] == [r["timestamp"] for r in want], (interval, agg)
+            if agg in ("first", "last"):
+                quoted_numbers[exact] += sum(r["value"][:2] in QUOTED_DIGIT for r in got)
             for g, w in zip(got, want, strict=True):
                 if agg in ("first", "last"):
                     assert g["value"] == w["value"], (interval, agg)
@@ -108,6 +131,9 @@ def test_buckets_match_python(client, messages):
                         interval,
                         agg,
                     )
+    # Numeric strings were first or last of some buckets: the two modes answered them apart.
+    assert quoted_numbers[False] == 0
+    assert quoted_numbers[True] > 0
 
 
 @pytest.mark.parametrize(

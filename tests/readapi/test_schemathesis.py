@@ -99,13 +99,15 @@ def fuzz(
 
 
 def served_operations(env: dict[str, str]) -> set[tuple[str, str]]:
-    """(METHOD, OpenAPI path) of every documented route handler of the app."""
+    """(METHOD, OpenAPI path) of every documented route handler of the app; documented as
+    clients call them, with a trailing slash unless the handler is declared without one."""
     found = set()
     for route in create_app(load_settings(env)).routes:
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
         for handler in getattr(route, "route_handlers", ()):
             if handler.resolve_include_in_schema():
-                found |= {(m, path) for m in handler.http_methods - {"OPTIONS", "HEAD"}}
+                called = f"{path}/" if handler.opt.get("trailing_slash", True) else path
+                found |= {(m, called) for m in handler.http_methods - {"OPTIONS", "HEAD"}}
     return found
 
 

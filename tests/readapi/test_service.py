@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from litestar import Response, get
 
 from tests.readapi.conftest import Scene, basic
@@ -82,16 +83,17 @@ def test_openapi_and_swagger(client, scene: Scene):
     schema = document.json()
     assert schema["openapi"].startswith("3.")
     paths = schema["paths"]
+    # As clients call them: with the original's trailing slash.
     for path in (
-        "/datapoint",
-        "/datapoint/last_value",
-        "/datapoint/{dp_id}/value",
-        "/datapoint/{dp_id}/value/{timestamp}",
-        "/connector",
-        "/auth/token",
+        "/datapoint/",
+        "/datapoint/last_value/",
+        "/datapoint/{dp_id}/value/",
+        "/datapoint/{dp_id}/value/{timestamp}/",
+        "/connector/",
+        "/auth/token/",
     ):
         assert path in paths, path
-    post_value = paths["/datapoint/{dp_id}/value"]["post"]
+    post_value = paths["/datapoint/{dp_id}/value/"]["post"]
     assert post_value["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ValueIn"
     }
@@ -114,7 +116,66 @@ def test_root_path(scene: Scene, make_client):
     assert client.get("/bemcom/datapoint/last_value/").status_code == 200
     assert '"/bemcom/schema/"' in client.get("/bemcom/").text
     assert client.get("/bemcom/static/swagger-ui/swagger-ui-bundle.js").status_code == 200
-    assert "/bemcom/datapoint/{dp_id}/value" in client.get("/bemcom/schema/").json()["paths"]
+    assert "/bemcom/datapoint/{dp_id}/value/" in client.get("/bemcom/schema/").json()["paths"]
+
+
+KINDS = ("value", "setpoint", "schedule")
+
+
+@pytest.mark.parametrize("root_path", ["", "bemcom/"])
+def test_every_documented_get_answers_at_its_documented_url(
+    scene: Scene, make_client, root_path: str
+):
+    """A client generated from /schema/ calls exactly the documented paths: each GET answers
+    there, neither 404 nor a redirect to another spelling."""
+    client = make_client(scene, ROOT_PATH=root_path)
+    prefix = f"/{root_path.rstrip('/')}" if root_path else ""
+    stamp = 1795840275488
+    for kind, text in (("value", '"22.30"'), ("setpoint", None), ("schedule", None)):
+        item = {"from_timestamp": None, "to_timestamp": None}
+        body = (
+            {"value": text}
+            if kind == "value"
+            else {kind: [{**item, "preferred_value" if kind == "setpoint" else "value": "1"}]}
+        )
+        answer = client.put(
+            f"{prefix}/datapoint/101/{kind}/",
+            content=json.dumps([{**body, "timestamp": stamp}]),
+            headers={"Content-Type": "application/json"},
+        )
+        assert answer.status_code == 200, answer.text
+    paths = client.get(f"{prefix}/schema/").json()["paths"]
+    called = []
+    for path, item in paths.items():
+        if "get" not in item:
+            continue
+        assert path.startswith(f"{prefix}/"), path
+        url = path.replace("{dp_id}", "101").replace("{timestamp}", str(stamp))
+        assert "{" not in url, path
+        answer = client.get(url, follow_redirects=False)
+        assert answer.status_code == 200, (url, answer.status_code, answer.text[:200])
+        called.append(path.removeprefix(prefix))
+    # One message is answered as the original answers it, like every other read.
+    one = client.get(f"{prefix}/datapoint/101/value/{stamp}/").json()
+    assert one == {"value": "22.3", "timestamp": stamp}
+    assert sorted(called) == sorted(
+        [
+            "/datapoint/",
+            "/connector/",
+            "/datapoint/{dp_id}/",
+            "/datapoint/last_value/",
+            "/datapoint/last_setpoint/",
+            "/datapoint/last_schedule/",
+            *(f"/datapoint/{{dp_id}}/{k}/" for k in ("value", "setpoint", "schedule")),
+            *(
+                f"/datapoint/{{dp_id}}/{k}/{{timestamp}}/"
+                for k in ("value", "setpoint", "schedule")
+            ),
+            "/health/live",
+            "/health/ready",
+            "/metrics/",
+        ]
+    )
 
 
 def test_allowed_hosts(scene: Scene, make_client):

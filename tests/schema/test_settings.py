@@ -12,6 +12,9 @@ def test_defaults_are_the_originals():
     assert settings.django_allowed_hosts == ["localhost"]
     assert settings.db_user == "bemcom" and settings.db_port == 5432
     assert not settings.uses_postgres
+    # Values are answered as the original answers them unless exact values are asked for.
+    assert settings.exact_values is False
+    assert load_settings({"BEMCOM_EXACT_VALUES": "TRUE"}).exact_values is True
 
 
 def test_original_variables_are_read():
@@ -51,6 +54,7 @@ def test_original_variables_are_read():
         ("READAPI_LOGIN_MAX_FAILURES", "-1"),
         ("READAPI_LOGIN_MAX_FAILURES_PER_IP", "ten"),
         ("READAPI_LOGIN_THROTTLE_SECONDS", "0"),
+        ("BEMCOM_EXACT_VALUES", "exact"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable, value):

@@ -3,6 +3,8 @@ metadata form, and a page per datapoint with its history and a plot of recent va
 
 from __future__ import annotations
 
+import functools
+
 import anyio.to_thread
 from sqladmin.filters import BooleanFilter, ForeignKeyFilter, StaticValuesFilter
 from sqlalchemy import false
@@ -32,11 +34,12 @@ class ConnectorFilter(ForeignKeyFilter):
         return await super().get_filtered_query(query, value, model)
 
 
-def last_value_cell(model: Datapoint, attribute: str) -> str:
+def last_value_cell(model: Datapoint, attribute: str, exact: bool = False) -> str:
     last = model.last_value
     if last is None:
         return "—"
-    return f"{shorten(stored_value(last.value_num, last.value_raw), 40)} ({age(last.time)})"
+    text = stored_value(last.value_num, last.value_raw, exact)
+    return f"{shorten(text, 40)} ({age(last.time)})"
 
 
 def _length(limit: int) -> validators.Length:
@@ -80,6 +83,14 @@ class DatapointAdmin(BemcomModelView, model=Datapoint):
         "allowed_values": "Allowed values",
     }
     column_formatters = {"last_value": last_value_cell}
+
+    @classmethod
+    def configure(cls, settings) -> None:
+        """Per site: the list shows last values in the mode the REST API answers them."""
+        cls.column_formatters = {
+            "last_value": functools.partial(last_value_cell, exact=settings.exact_values)
+        }
+
     column_searchable_list = ["key_in_connector", "short_name", "description"]
     column_sortable_list = ["id", "key_in_connector", "type", "short_name", "data_format"]
     column_default_sort = ("id", False)
@@ -152,15 +163,18 @@ class DatapointAdmin(BemcomModelView, model=Datapoint):
         if kind not in kinds:
             kind = kinds[0] if kinds else ""
         before = _ms(request.query_params.get("before"))
+        exact = self.settings.exact_values
 
         def load():
             with self.services.database.connect() as connection:
                 last = {
-                    k: queries.last_message(connection, datapoint_id, k)
+                    k: queries.last_message(connection, datapoint_id, k, exact)
                     for k in ("value", "setpoint", "schedule")
                 }
                 page = (
-                    queries.history_page(connection, datapoint_id, kind, before, HISTORY_PAGE)
+                    queries.history_page(
+                        connection, datapoint_id, kind, before, HISTORY_PAGE, exact
+                    )
                     if kind
                     else []
                 )
