@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,9 +65,31 @@ def pg_template() -> Iterator[str]:
     engine = create_sqlalchemy_engine(settings)
     migrate(engine)
     engine.dispose()
+    with admin_connect() as conn:
+        # TimescaleDB's background scheduler connects to every database with the extension,
+        # and CREATE DATABASE ... TEMPLATE fails while anyone is connected to the template.
+        conn.execute(f'ALTER DATABASE "{TEMPLATE_DB}" WITH ALLOW_CONNECTIONS false')
     yield TEMPLATE_DB
     with admin_connect() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+
+
+def copy_template(conn: psycopg.Connection, name: str, template: str) -> None:
+    """CREATE DATABASE from the template; a session still on the template (TimescaleDB's
+    scheduler, connected before connections were closed) is ended and the copy retried."""
+    for attempt in range(20):
+        try:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == 19:
+                raise
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (template,),
+            )
+            time.sleep(0.25)
 
 
 @pytest.fixture
@@ -74,7 +97,7 @@ def pg_env(pg_template: str) -> Iterator[dict[str, str]]:
     """Environment of a fresh, migrated PostgreSQL database for one test."""
     name = f"bemcom_test_{secrets.token_hex(6)}"
     with admin_connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+        copy_template(conn, name, pg_template)
     yield base_env(
         DJANGOAPIDB_HOST=PG_HOST,
         DJANGOAPIDB_PORT=str(PG_PORT),

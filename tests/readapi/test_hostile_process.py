@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import admin_connect, base_env
+from tests.conftest import admin_connect, base_env, copy_template
 from tests.readapi.conftest import ADMIN, seed_scene
 from tests.readapi.test_process import ROOT
 from tests.support.broker import free_port, wait_for_port
@@ -49,7 +49,7 @@ class Served:
 def served(pg_template: str) -> Iterator[Served]:
     name = f"bemcom_test_{secrets.token_hex(6)}"
     with admin_connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+        copy_template(conn, name, pg_template)
     env = base_env(
         DJANGOAPIDB_HOST=os.environ.get("BEMCOM_TEST_PG_HOST", "127.0.0.1"),
         DJANGOAPIDB_PORT=os.environ.get("BEMCOM_TEST_PG_PORT", "5432"),
