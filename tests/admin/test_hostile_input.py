@@ -119,3 +119,27 @@ def test_before_login_a_form_is_read_up_to_64_kib(admin_scene: AdminScene, make_
     created = client.post("connector/create", {"name": "plant", "padding": "p" * 200_000})
     assert created.status_code == 302, created.text[:300]
     assert admin_scene.scalar("SELECT count(*) FROM connector WHERE name = 'plant'") == 1
+
+
+def test_allowed_values_too_deep_or_not_text(admin: AdminClient, admin_scene: AdminScene):
+    """Issue 12, finding 9, in the admin form: the REST body's JSON limits, a 400 beside the
+    field (it was a 500), nothing stored."""
+    dp = admin_scene.datapoint(admin_scene.connector("plant"), "temp")
+    for text, reason in (
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels"),
+        ("[" * 65 + "]" * 65, "nested deeper than 64 levels"),
+        ('["\\ud800"]', "lone surrogate"),
+    ):
+        response = admin.post(
+            f"datapoint/edit/{dp}",
+            {"data_format": "discrete_text", "allowed_values": text, "save": "Save"},
+        )
+        assert response.status_code == 400, (text[:10], response.status_code)
+        assert 'class="invalid-feedback"' in response.text and reason in response.text
+    assert admin_scene.scalar(f"SELECT allowed_values FROM datapoint WHERE id = {dp}") is None
+    fits = "[" * 63 + '"on"' + "]" * 63
+    saved = admin.post(
+        f"datapoint/edit/{dp}",
+        {"data_format": "discrete_text", "allowed_values": f"[{fits}]", "save": "Save"},
+    )
+    assert saved.status_code == 302
