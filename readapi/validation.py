@@ -139,7 +139,9 @@ def check_value(datapoint: DatapointMeta, text: str | None) -> Any:
         except (ValueError, RecursionError):
             raise Invalid([f"Value ({text}) cannot be parsed as JSON."]) from None
         # The body's limits hold for the JSON inside a value too: readers decode it again.
-        if not_text(value) or too_deep(text.encode("utf-8", "surrogatepass")):
+        # (A lone surrogate can only come from a \u escape: the body itself was checked.)
+        surrogate = "\\u" in text and not_text(value)
+        if surrogate or too_deep(text.encode("utf-8", "surrogatepass")):
             raise Invalid([f"Value ({text}) cannot be parsed as JSON."])
     data_format = datapoint.data_format
     if "_numeric" in data_format and type(value) not in (float, int, type(None)):
