@@ -11,6 +11,9 @@ A second run with the same options resumes: chunk files already backed up (of da
 over when fetched) are not fetched again, chunks already restored to the same target are not
 sent again. The API needs GET/POST/PUT /datapoint/ and GET/PUT /datapoint/<id>/value/ (and
 /setpoint/, /schedule/ for actuators) with the timestamp__gte/timestamp__lt filters.
+
+A backup file too large once decompressed (--max-file-mb), not bz2 or not JSON is refused
+by name; the rest are restored, and the exit code is 4.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import structlog
 
 from backup.api import Api, ApiError
 from backup.backup_job import run_backup
+from backup.layout import DEFAULT_MAX_FILE_MB
 from backup.restore_job import run_restore
 from schema.log_setup import configure_logging
 from schema.settings import LOG_LEVELS, Settings
@@ -34,6 +38,13 @@ from schema.settings import LOG_LEVELS, Settings
 
 def yesterday_utc() -> date:
     return datetime.now(UTC).date() - timedelta(days=1)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -96,6 +107,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=None, help="parallel requests (4 / 2)")
     p.add_argument("--batch-size", type=int, default=10_000, help="messages per PUT when restoring")
+    p.add_argument(
+        "--max-file-mb",
+        type=positive_int,
+        default=DEFAULT_MAX_FILE_MB,
+        help="restore: refuse a backup file larger than this once decompressed (MiB; "
+        f"default {DEFAULT_MAX_FILE_MB}); the rest are restored, and the exit code is 4",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--log-level", default="INFO", choices=LOG_LEVELS)
     return p
@@ -134,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 activate=not args.keep_inactive,
                 create=not args.no_create,
                 show_progress=show,
+                max_file_bytes=args.max_file_mb << 20,
             )
     except httpx.TransportError as error:
         print(f"error: {args.target_url} does not answer: {error}", file=sys.stderr)
@@ -144,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         api.close()
     log.info("done", **msgspec.structs.asdict(summary))
-    return 0
+    refused = getattr(summary, "refused", [])
+    for line in refused:
+        print(f"error: refused {line}", file=sys.stderr)
+    return 4 if refused else 0
 
 
 if __name__ == "__main__":

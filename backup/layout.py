@@ -66,8 +66,38 @@ def write_bz2(path: Path, body: bytes) -> None:
     os.replace(temporary, path)
 
 
-def read_bz2(path: Path) -> bytes:
-    return bz2.decompress(path.read_bytes())
+DEFAULT_MAX_FILE_MB = 256
+STEP_BYTES = 1 << 20
+
+
+class FileRefused(Exception):
+    """A backup file that is not restored: too large once decompressed, or not bz2."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path.name}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def read_bz2(path: Path, max_bytes: int = DEFAULT_MAX_FILE_MB << 20) -> bytearray:
+    """The decompressed content of a backup file, at most `max_bytes` of it.
+
+    Decompressed in steps of 1 MiB, so a file that grows past the cap (a bz2 bomb: a few
+    kB that expand to gigabytes) is refused having cost the cap, not the whole expansion.
+    A bytearray: msgspec decodes it as it is, with no copy of the whole.
+    """
+    content = bytearray()
+    try:
+        with bz2.open(path, "rb") as stream:
+            while step := stream.read(STEP_BYTES):
+                if len(content) + len(step) > max_bytes:
+                    raise FileRefused(
+                        path, f"larger than {max_bytes >> 20} MiB decompressed (--max-file-mb)"
+                    )
+                content += step
+    except (OSError, EOFError, ValueError) as error:  # unreadable, not bz2, or cut short
+        raise FileRefused(path, f"not a readable bz2 file ({error})") from None
+    return content
 
 
 def fingerprint(path: Path) -> str:

@@ -16,7 +16,16 @@ import msgspec
 import structlog
 
 from backup.api import Api, ApiError, decode_metadata
-from backup.layout import KINDS, Chunk, days, fingerprint, latest_metadata_path, read_bz2
+from backup.layout import (
+    DEFAULT_MAX_FILE_MB,
+    KINDS,
+    Chunk,
+    FileRefused,
+    days,
+    fingerprint,
+    latest_metadata_path,
+    read_bz2,
+)
 from backup.progress import progress
 from backup.state import BackupState
 
@@ -30,6 +39,8 @@ class RestoreSummary(msgspec.Struct):
     chunks_skipped: int
     msgs_created: int
     msgs_updated: int
+    # "<file>: <reason>" for every file not restored (too large, not bz2, not JSON).
+    refused: list[str] = []
 
 
 # The metadata that makes PUT .../value/ check values (numeric, range, allowed values).
@@ -90,12 +101,18 @@ def run_restore(
     activate: bool = True,
     create: bool = True,
     show_progress: bool | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_MB << 20,
 ) -> RestoreSummary:
     metadata_file = latest_metadata_path(directory)
     if metadata_file is None:
         raise ApiError(f"no datapoint_metadata_*.json.bz2 in {directory}: not a backup")
     log.info("metadata", file=metadata_file.name)
-    raw_datapoints = msgspec.json.decode(read_bz2(metadata_file))
+    try:
+        raw_datapoints = msgspec.json.decode(read_bz2(metadata_file, max_file_bytes))
+    except FileRefused as refused:
+        raise ApiError(f"refused {refused}: nothing can be restored without it") from None
+    except msgspec.DecodeError as error:
+        raise ApiError(f"refused {metadata_file.name}: not JSON ({error})") from None
     mapping = restore_metadata(api, raw_datapoints, activate, create, constrained=False)
     log.info("metadata_restored", mapped=len(mapping), of=len(raw_datapoints))
 
@@ -116,8 +133,23 @@ def run_restore(
                 else:
                     todo.append((chunk, stamp))
 
+    refused: list[str] = []
+
     def restore(chunk: Chunk, stamp: str) -> tuple[int, int]:
-        messages = msgspec.json.decode(read_bz2(directory / chunk.relative_path))
+        """Restore one file; a file refused costs only itself (the rest are restored)."""
+        path = directory / chunk.relative_path
+        try:
+            messages = msgspec.json.decode(read_bz2(path, max_file_bytes))
+        except FileRefused as error:
+            reason = error.reason
+        except msgspec.DecodeError as error:
+            reason = f"not JSON ({error})"
+        else:
+            reason = None
+        if reason is not None:
+            log.error("file_refused", file=chunk.relative_path, reason=reason)
+            refused.append(f"{chunk.relative_path}: {reason}")
+            return 0, 0
         created = updated = 0
         target_id = mapping[chunk.datapoint_id]
         for start in range(0, len(messages), batch_size):
@@ -127,15 +159,20 @@ def run_restore(
         state.restored(target, chunk.relative_path, stamp)
         return created, updated
 
-    created_total = updated_total = restored = 0
+    created_total = updated_total = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(restore, chunk, stamp) for chunk, stamp in todo]
         for future in progress(as_completed(futures), len(futures), "restore", show_progress):
             created, updated = future.result()
             created_total += created
             updated_total += updated
-            restored += 1
     restore_metadata(api, raw_datapoints, activate, create=False, constrained=True)
     return RestoreSummary(
-        len(raw_datapoints), len(mapping), restored, skipped, created_total, updated_total
+        len(raw_datapoints),
+        len(mapping),
+        len(todo) - len(refused),
+        skipped,
+        created_total,
+        updated_total,
+        sorted(refused),
     )

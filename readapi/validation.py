@@ -12,6 +12,7 @@ import math
 import re
 from typing import Any
 
+from readapi.body import not_text, too_deep
 from readapi.datapoints_store import DatapointMeta
 from readapi.errors import ApiError
 from schema.protocol import timestamp_problem
@@ -135,8 +136,13 @@ def check_value(datapoint: DatapointMeta, text: str | None) -> Any:
     else:
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise Invalid([f"Value ({text}) cannot be parsed as JSON."]) from None
+        # The body's limits hold for the JSON inside a value too: readers decode it again.
+        # (A lone surrogate can only come from a \u escape: the body itself was checked.)
+        surrogate = "\\u" in text and not_text(value)
+        if surrogate or too_deep(text.encode("utf-8", "surrogatepass")):
+            raise Invalid([f"Value ({text}) cannot be parsed as JSON."])
     data_format = datapoint.data_format
     if "_numeric" in data_format and type(value) not in (float, int, type(None)):
         raise Invalid(

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from readapi.body import MAX_UNAUTHENTICATED_BODY_BYTES
 from readapi.hosts import host_without_port
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -77,7 +78,8 @@ class CsrfMiddleware:
     """Placed inside the session middleware: it reads the session's token.
 
     It reads every state-changing body whole (for the form's token), so it is also where the
-    admin UI's body limit holds: READAPI_MAX_BODY_BYTES, and never more than MAX_FORM_BYTES.
+    admin UI's body limit holds: READAPI_MAX_BODY_BYTES, and never more than MAX_FORM_BYTES;
+    without a logged-in session, MAX_UNAUTHENTICATED_BODY_BYTES.
     The admin app is mounted as plain ASGI, out of reach of Litestar's own limit.
     """
 
@@ -94,13 +96,17 @@ class CsrfMiddleware:
         if problem:
             await _refuse(problem)(scope, receive, send)
             return
+        # Before login (the login form itself, or a stranger's request) a form is a few
+        # fields: no one unauthenticated makes a worker read the whole admin limit.
+        logged_in = "user_id" in scope.get("session", {})
+        limit = self.limit if logged_in else min(self.limit, MAX_UNAUTHENTICATED_BODY_BYTES)
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.limit:
-            await _too_large(self.limit)(scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            await _too_large(limit)(scope, receive, send)
             return
-        body, complete = await _read_body(receive, self.limit)
+        body, complete = await _read_body(receive, limit)
         if not complete:
-            await _too_large(self.limit)(scope, receive, send)
+            await _too_large(limit)(scope, receive, send)
             return
         replay = _replayer(body, receive)
         expected = scope.get("session", {}).get("csrf")

@@ -47,3 +47,17 @@ def has(request: Request, codename: str) -> bool:
     """A codename check for the custom pages (superusers have every permission)."""
     principal = principal_of(request)
     return principal is not None and principal.has(codename)
+
+
+# The message kinds and the model of their permissions, as the REST API checks them.
+MESSAGE_MODELS = {
+    "value": "datapointvalue",
+    "setpoint": "datapointsetpoint",
+    "schedule": "datapointschedule",
+}
+
+
+def viewable_kinds(request: Request) -> frozenset[str]:
+    """The message kinds whose contents this user may see: view_datapoint<kind>, as
+    GET /datapoint/<id>/<kind>/ requires. view_datapoint alone shows metadata only."""
+    return frozenset(k for k, model in MESSAGE_MODELS.items() if has(request, f"view_{model}"))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import Column, func, select
 from wtforms import Field, Form, ValidationError
 
 from readapi.admin.request_context import CURRENT
+from readapi.body import JsonError, decode_json
 from readapi.validation import not_a_list
 from schema.topics import connector_name_problem
 
@@ -53,10 +52,11 @@ class JsonList:
         if not text:
             return
         try:
-            value = json.loads(text)
-        except ValueError:
+            # The REST body's limits (depth, no lone surrogates): every read decodes it again.
+            value = decode_json(text.encode("utf-8", "surrogatepass"))
+        except JsonError as error:
             raise ValidationError(
-                'Enter a JSON list, such as ["on", "off"] or [0, 1, 2].'
+                f'Enter a JSON list, such as ["on", "off"] or [0, 1, 2] ({error}).'
             ) from None
         if not isinstance(value, list):
             raise ValidationError(not_a_list(value))

@@ -138,7 +138,11 @@ def _document_errors(operation: dict, handler, has_parameters: bool, detail: dic
         responses["408"] = _json(
             "The body did not arrive within READAPI_BODY_TIMEOUT_SECONDS", detail
         )
-        responses["413"] = _json("The body is larger than READAPI_MAX_BODY_BYTES", detail)
+        responses["413"] = _json(
+            "The body is larger than READAPI_MAX_BODY_BYTES (64 KiB for POST /auth/token/)",
+            detail,
+        )
+        responses["415"] = _json("The body is not declared application/json", detail)
     if handler.guards:
         responses["401"] = _json("No or invalid credentials", detail)
         responses["403"] = _json("The user lacks the permission", detail)

@@ -6,7 +6,7 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 
 from readapi.accounts import create_token
-from readapi.body import parse_json_body
+from readapi.body import MAX_UNAUTHENTICATED_BODY_BYTES, parse_json_body
 from readapi.errors import ApiError
 from readapi.models import TokenOut
 from readapi.render import encode
@@ -53,6 +53,8 @@ def handlers(settings: Settings) -> list[HTTPRouteHandler]:
         tags=["Auth"],
         status_code=200,
         summary="A new API token for valid credentials",
+        # Anyone may call this: read no more than a login's worth of body.
+        request_max_body_size=min(settings.readapi_max_body_bytes, MAX_UNAUTHENTICATED_BODY_BYTES),
     )
     async def issue_token(request: Request) -> Response[TokenOut]:
         data = parse_json_body(await request.body(), request.headers.get("content-type"))

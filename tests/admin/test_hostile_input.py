@@ -88,3 +88,58 @@ def test_oversized_form_bodies_are_refused_with_413(admin_scene: AdminScene, mak
 
     # Below the limit, the form is handled as always.
     assert client.login("admin").status_code == 302
+
+
+def test_before_login_a_form_is_read_up_to_64_kib(admin_scene: AdminScene, make_admin_client):
+    """Issue 12, finding 9: a stranger may not make a worker read the admin UI's 1 MiB of
+    form; once logged in, the whole limit holds again."""
+    client = make_admin_client(admin_scene)
+    limit = "65536 bytes"
+    fits = client.post("login", {"username": "admin", "password": "x" * 60_000})
+    assert fits.status_code == 400 and "correct username and password" in fits.text
+    announced = client.post("login", {"username": "admin", "password": "x" * 70_000})
+    assert announced.status_code == 413 and limit in announced.text
+    # A stranger's post to any other page is no different.
+    elsewhere = client.post("connector/create", {"name": "n", "padding": "p" * 70_000})
+    assert elsewhere.status_code == 413 and limit in elsewhere.text
+
+    def chunks():
+        yield b"username=admin&password="
+        for _ in range(20):
+            yield b"y" * 8192
+
+    streamed = client.client.post(
+        client.url("login"),
+        content=chunks(),
+        headers={"Origin": client.origin, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert streamed.status_code == 413 and limit in streamed.text
+
+    assert client.login("admin").status_code == 302
+    created = client.post("connector/create", {"name": "plant", "padding": "p" * 200_000})
+    assert created.status_code == 302, created.text[:300]
+    assert admin_scene.scalar("SELECT count(*) FROM connector WHERE name = 'plant'") == 1
+
+
+def test_allowed_values_too_deep_or_not_text(admin: AdminClient, admin_scene: AdminScene):
+    """Issue 12, finding 9, in the admin form: the REST body's JSON limits, a 400 beside the
+    field (it was a 500), nothing stored."""
+    dp = admin_scene.datapoint(admin_scene.connector("plant"), "temp")
+    for text, reason in (
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels"),
+        ("[" * 65 + "]" * 65, "nested deeper than 64 levels"),
+        ('["\\ud800"]', "lone surrogate"),
+    ):
+        response = admin.post(
+            f"datapoint/edit/{dp}",
+            {"data_format": "discrete_text", "allowed_values": text, "save": "Save"},
+        )
+        assert response.status_code == 400, (text[:10], response.status_code)
+        assert 'class="invalid-feedback"' in response.text and reason in response.text
+    assert admin_scene.scalar(f"SELECT allowed_values FROM datapoint WHERE id = {dp}") is None
+    fits = "[" * 63 + '"on"' + "]" * 63
+    saved = admin.post(
+        f"datapoint/edit/{dp}",
+        {"data_format": "discrete_text", "allowed_values": f"[{fits}]", "save": "Save"},
+    )
+    assert saved.status_code == 302

@@ -21,6 +21,7 @@ import pytest
 
 from backup.__main__ import main as backup_main
 from backup.layout import day_start_ms
+from backup.state import STATE_FILE
 from tests.support.broker import free_port, wait_for_port
 
 pytestmark = pytest.mark.skipif(
@@ -251,11 +252,24 @@ def test_backup_then_restore_into_a_fresh_database(
     assert compared > 4 * 3 * len(VALUES)
 
     # A second restore resumes: it sends nothing (no PUT, so an edit on the target stays).
+    # The edit is of a message the backup holds: a restore that sent it again would undo it.
     valve = dst["plant-b/valve/actuator"]["id"]
-    edited = {"value": '"closed"', "timestamp": start + 1}
+    backed_up = history(target.client, valve, "value", start, end)[0]
+    in_backup = [
+        m
+        for m in history(source.client, src["plant-b/valve/actuator"]["id"], "value", start, end)
+        if m["timestamp"] == backed_up["timestamp"]
+    ]
+    assert in_backup == [backed_up] and backed_up["value"] != '"closed"'
+    edited = {"value": '"closed"', "timestamp": backed_up["timestamp"]}
     ok(target.client.put(f"/datapoint/{valve}/value/", json=[edited]))
+    at_edit = (backed_up["timestamp"], backed_up["timestamp"] + 1)
     assert run("-r", "-t", target.url, *dates) == 0
-    assert edited in history(target.client, valve, "value", start, start + 2)
+    assert history(target.client, valve, "value", *at_edit) == [edited]
+    # Without the record of what was sent, the restore sends it all again: the edit is undone.
+    (directory / STATE_FILE).unlink()
+    assert run("-r", "-t", target.url, *dates) == 0
+    assert history(target.client, valve, "value", *at_edit) == [backed_up]
 
 
 def test_a_day_not_over_yet_is_fetched_again(source: Service, tmp_path: Path):

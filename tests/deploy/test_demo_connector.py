@@ -132,7 +132,24 @@ def test_actuator_value_changes_the_setpoint_state(connector: DemoConnector, rec
     recorder.wait_for(lambda t, p: t == f"{NAME}/logs" and p["level"] == 30)
     assert connector.building.setpoint == 30.0
 
-    # A value on a topic the map does not give is ignored.
-    recorder.publish(f"{NAME}/messages/99/value", {"value": 12, "timestamp": 1795840310439})
-    time.sleep(0.3)
-    assert connector.building.setpoint == 30.0
+    # A new map moves the actuator to another topic: the old one, which the connector was
+    # subscribed to and obeyed, is no longer obeyed. (A topic it never subscribed to would
+    # prove nothing: the broker would not deliver it.)
+    new_topic = f"{NAME}/messages/7/value"
+    recorder.clear()
+    moved = {
+        "sensor": {"room_setpoint_state": state_topic},
+        "actuator": {new_topic: "room_setpoint"},
+    }
+    recorder.publish(f"{NAME}/datapoint_map", moved, retain=True, qos=2)
+    recorder.wait_for(lambda t, p: t == f"{NAME}/logs" and "1 actuators" in p["msg"])
+    time.sleep(0.2)
+    recorder.publish(actuator_topic, {"value": 15, "timestamp": int(time.time() * 1000)})
+    # Sent after it on the same connection, so answered after it: when this one's answer is
+    # here, an answer to the old topic would be here too.
+    recorder.publish(new_topic, {"value": 21, "timestamp": int(time.time() * 1000)})
+    recorder.wait_for(lambda t, p: t == f"{NAME}/logs" and p["msg"] == "room_setpoint set to 21.0.")
+    applied = [p["msg"] for p in recorder.on_topic(f"{NAME}/logs") if " set to " in p["msg"]]
+    assert applied == ["room_setpoint set to 21.0."]
+    assert [p["value"] for p in recorder.on_topic(state_topic)].count(15.0) == 0
+    assert connector.building.setpoint == 21.0

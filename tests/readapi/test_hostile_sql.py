@@ -3,13 +3,18 @@ on PostgreSQL and SQLite.
 
 Whatever the payload, the answer is a 4xx in JSON or the correct result (an empty or a
 normal list, the text stored exactly as sent), never a 5xx; and afterwards every table holds
-the rows it held before, plus only what a write was meant to add.
+the rows it held before, plus only what a write was meant to add. A numeric filter (ids,
+timestamps) answers exactly the rows its number selects, and exactly a 400 naming the filter
+for what is not a number; a choice filter, exactly a 400 for what is not a choice.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
+import operator
+import re
 from urllib.parse import quote
 
 import pytest
@@ -124,6 +129,38 @@ def hostile_client(scene: Scene, make_client):
     return make_client(scene, READAPI_LOGIN_MAX_FAILURES_PER_IP="0")
 
 
+def number_of(payload: str) -> float | int | None:
+    """The number a numeric filter reads in a payload (django-filter's DecimalField: a finite
+    decimal, surrounding spaces allowed), or None for anything else."""
+    text = payload.strip()
+    if not re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", text):
+        return None
+    number = float(text) if re.search(r"[.eE]", text) else int(text)
+    return number if math.isfinite(number) else None
+
+
+def refused(response, name: str, message: str | None = None) -> str | None:
+    """What is wrong with an answer that must be exactly a 400 naming the parameter."""
+    if response.status_code != 400:
+        return f"{response.status_code}, not 400: {response.text[:200]}"
+    if response.headers.get("content-type") != "application/json":
+        return f"400 as {response.headers.get('content-type')}"
+    body = response.json()
+    if set(body) != {name} or len(body[name]) != 1:
+        return f"400 not naming {name}: {body}"
+    if message is not None and body[name] != [message]:
+        return f"400 with {body}, not {message!r}"
+    return None
+
+
+def choice_message(name: str, payload: str) -> str:
+    if "\x00" in payload:
+        return "Null characters are not allowed."
+    if name == "is_active":
+        return "Select a valid choice. Use true or false."
+    return f"Select a valid choice. {payload} is not one of the available choices."
+
+
 def test_datapoint_list_filters(scene: Scene, hostile_client):
     client = hostile_client
     scene.datapoint(3, "with % and _ and '", "sensor", description="it's 100% \\ done")
@@ -138,48 +175,131 @@ def test_datapoint_list_filters(scene: Scene, hostile_client):
                 got = sorted(d["id"] for d in response.json())
                 if got != sorted(expected_ids(everything, field, how, payload)):
                     problems.append(f"{label}: wrong result {got}")
+        # No payload is one of the choices: each is exactly a 400 that says so.
         for name in CHOICE_FILTERS:
             response = client.get("/datapoint/", params={name: payload})
-            problems.check(response, f"{name}={payload[:40]!r}", allowed=(200, 400))
+            problem = refused(response, name, choice_message(name, payload))
+            if problem:
+                problems.append(f"{name}={payload[:40]!r}: {problem}")
+    for payload in [*PAYLOADS, *ID_PAYLOADS]:
+        label = f"id__in={payload[:40]!r}"
         response = client.get("/datapoint/", params={"id__in": payload})
-        if problems.check(response, f"id__in={payload[:40]!r}", allowed=(200, 400)):
-            got = [d["id"] for d in response.json()]
-            if payload != "1.5" and payload != "-1" and got not in ([], [1]):
-                problems.append(f"id__in={payload[:40]!r}: wrong result {got}")
+        number = number_of(payload)
+        if number is None or number != int(number):  # an id is a whole number
+            problem = refused(response, "id__in")
+            if problem:
+                problems.append(f"{label}: {problem}")
+        elif response.status_code != 200:
+            problems.append(f"{label}: {response.status_code} {response.text[:200]}")
+        else:
+            got = sorted(d["id"] for d in response.json())
+            expected = sorted(d["id"] for d in everything if d["id"] == number)
+            if got != expected:
+                problems.append(f"{label}: {got}, not {expected}")
     assert problems == []
     assert row_counts(scene) == before
+
+
+# Numbers near and on the stored messages' ids and timestamps, so each filter both keeps
+# and drops rows (PAYLOADS' numbers are all far from them).
+T = 1795840210439
+ID_PAYLOADS = ["1", "2", " 3 ", "+2", "2.0", "101"]
+TIME_PAYLOADS = [str(T - 1), str(T), str(T + 1), f"{T}.5", f" {T + 1000} ", f"{T}e0", "0"]
+OPERATORS = {
+    "timestamp__gte": operator.ge,
+    "timestamp__gt": operator.gt,
+    "timestamp__lte": operator.le,
+    "timestamp__lt": operator.lt,
+}
 
 
 def test_message_filters(scene: Scene, hostile_client):
+    """Each numeric filter answers exactly the rows its number selects; anything that is not
+    a number is exactly a 400 naming the filter."""
     client = hostile_client
-    put = client.put(
-        "/datapoint/2/value/",
-        content=b'[{"value": "1.5", "timestamp": 1795840210439}]',
-        headers=JSON,
-    )
-    assert put.status_code == 200
+    messages = {
+        ("value", 1): {"value": "2.5", "timestamp": T + 1000},
+        ("value", 2): {"value": "1.5", "timestamp": T},
+        ("setpoint", 101): {"setpoint": [{"preferred_value": "1"}], "timestamp": T},
+        ("schedule", 101): {"schedule": [{"value": "1"}], "timestamp": T + 1000},
+    }
+    for (kind, dp), message in messages.items():
+        if kind != "value":
+            items = [{"from_timestamp": None, "to_timestamp": None, **i} for i in message[kind]]
+            message = {kind: items, "timestamp": message["timestamp"]}
+        put = client.put(f"/datapoint/{dp}/{kind}/", content=json.dumps([message]), headers=JSON)
+        assert put.status_code == 200, put.text
+    full_last = {
+        k: client.get(f"/datapoint/last_{k}/").json()["msgs_by_datapoint_id"] for k in KINDS
+    }
+    full_history = {k: client.get(f"/datapoint/{HISTORY_DP[k]}/{k}/").json() for k in KINDS}
+    assert all(len(full_history[k]) == 1 for k in KINDS)
+    assert {k: sorted(full_last[k]) for k in KINDS} == {
+        "value": ["1", "2"],
+        "setpoint": ["101"],
+        "schedule": ["101"],
+    }
     before = row_counts(scene)
     problems = Problems()
-    for payload in PAYLOADS:
-        label = f"{payload[:40]!r}"
+    checked = 0
+
+    def expect(response, label: str, name: str, expected) -> None:
+        nonlocal checked
+        checked += 1
+        if expected is None:
+            problem = refused(response, name)
+            if problem:
+                problems.append(f"{label}: {problem}")
+        elif response.status_code != 200:
+            problems.append(f"{label}: {response.status_code} {response.text[:200]}")
+        else:
+            got = response.json()
+            got = got["msgs_by_datapoint_id"] if isinstance(got, dict) else got
+            if got != expected:
+                problems.append(f"{label}: {got}, not {expected}")
+
+    for payload in [*PAYLOADS, *TIME_PAYLOADS, *ID_PAYLOADS]:
+        number = number_of(payload)
         for kind in KINDS:
             last = f"/datapoint/last_{kind}/"
-            for name in ["datapoint__id__in", *TIME_FILTERS]:
+            for name, keep in OPERATORS.items():
+                label = f"{last}?{name}={payload[:40]!r}"
+                expected = None
+                if number is not None:
+                    expected = {
+                        dp: m for dp, m in full_last[kind].items() if keep(m["timestamp"], number)
+                    }
                 response = client.get(last, params={name: payload})
-                problems.check(response, f"{last}?{name}={label}", allowed=(200, 400))
-            history = f"/datapoint/2/{kind}/"
-            for name in TIME_FILTERS:
+                expect(response, label, name, expected)
+                history = f"/datapoint/{HISTORY_DP[kind]}/{kind}/"
+                if expected is not None:
+                    expected = [m for m in full_history[kind] if keep(m["timestamp"], number)]
                 response = client.get(history, params={name: payload})
-                problems.check(response, f"{history}?{name}={label}", allowed=(200, 400))
-        for params in (
-            {"interval": payload},
-            {"interval": "1 hour", "agg": payload},
-            {"interval": f"1 hour{payload}"},
+                expect(response, f"{history}?{name}={payload[:40]!r}", name, expected)
+            expected = None
+            if number is not None and number == int(number):
+                expected = {dp: m for dp, m in full_last[kind].items() if int(dp) == number}
+            response = client.get(last, params={"datapoint__id__in": payload})
+            expect(
+                response,
+                f"{last}?datapoint__id__in={payload[:40]!r}",
+                "datapoint__id__in",
+                expected,
+            )
+        # No payload is an interval or an aggregate.
+        for params, name in (
+            ({"interval": payload}, "interval"),
+            ({"interval": "1 hour", "agg": payload}, "agg"),
+            ({"interval": f"1 hour{payload}"}, "interval"),
         ):
             response = client.get("/datapoint/2/value/", params=params)
-            problems.check(response, f"value?{params}", allowed=(200, 400))
+            expect(response, f"value?{params}", name, None)
     assert problems == []
+    assert checked > 1000
     assert row_counts(scene) == before
+
+
+HISTORY_DP = {"value": 2, "setpoint": 101, "schedule": 101}
 
 
 def test_path_parameters(scene: Scene, hostile_client):

@@ -1,17 +1,23 @@
 """The real thing: `python -m readapi` as a subprocess (uvicorn, workers, CLI, superuser),
-and a million-row history streamed with flat memory."""
+a million-row history streamed with flat memory, and both workers serving requests on fresh
+connections, their metrics adding up."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.support.broker import free_port, wait_for_port
 
@@ -36,12 +42,30 @@ def workers_of(pid: int) -> list[int]:
     return found
 
 
+def served_by(metrics_dir: Path, pid: int, labels: dict[str, str]) -> float:
+    """A worker's own count of requests, from its own file of the multiprocess metrics
+    (prometheus_client writes counter_<pid>.db per process; /metrics/ adds them up)."""
+    with tempfile.TemporaryDirectory() as alone:
+        source = metrics_dir / f"counter_{pid}.db"
+        if not source.exists():
+            return 0.0
+        shutil.copy(source, alone)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=alone)
+        return registry.get_sample_value("readapi_http_requests_total", labels) or 0.0
+
+
 @pytest.fixture
-def served(pg_env: dict[str, str]) -> Iterator[tuple[str, dict[str, str], subprocess.Popen]]:
+def served(
+    pg_env: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[str, dict[str, str], subprocess.Popen]]:
     port = free_port()
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
     env = {
         **os.environ,
         **pg_env,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "BEMCOM_HTTP_PORT": str(port),
         "DJANGO_SUPERUSER_USERNAME": "root",
         "DJANGO_SUPERUSER_PASSWORD": "s3cret",
@@ -134,12 +158,47 @@ def test_served_process_cli_and_streaming(served):
         assert tail.endswith(b'{"value":"500000.0","timestamp":1795001000000}]')
         assert received > 40_000_000
         assert client.get("/datapoint/", headers=headers).status_code == 403
-        # Metrics are collected from every worker's files (multiprocess mode).
-        for _ in range(6):
-            client.get("/health/live")
-        metrics = client.get("/metrics/", auth=("root", "s3cret"))
-        assert metrics.status_code == 200
-        assert 'route="health-live",status="200"} 6.0' in metrics.text
     growth = max(peak_rss_mb(pid) - before[pid] for pid in workers)
     # Built in memory, 1e6 rows would cost hundreds of MB; streamed, a few chunks.
     assert growth < 40, f"a worker grew by {growth:.0f} MB"
+    # The same server (starting one costs seconds): both workers answer, metrics add up.
+    both_workers_serve_and_the_metrics_add_up(served)
+
+
+def both_workers_serve_and_the_metrics_add_up(served) -> None:
+    """Every request on a fresh connection, several at once, until each of the two workers
+    has answered some (each worker's own metrics file says which did); then /metrics/ must
+    report exactly the sum of the workers' counts, and that is exactly what was sent."""
+    url, env, process = served
+    metrics_dir = Path(env["PROMETHEUS_MULTIPROC_DIR"])
+    labels = {"method": "GET", "route": "health-live", "status": "200"}
+    deadline = time.monotonic() + 30
+    while len(workers := workers_of(process.pid)) < 2:  # the port opens before they start
+        assert time.monotonic() < deadline, f"workers: {workers}"
+        time.sleep(0.1)
+    assert len(workers) == 2
+
+    def fresh_request(_: int) -> int:
+        # A client per request: a new TCP connection, which either worker may accept.
+        with httpx.Client(base_url=url, timeout=30) as client:
+            return client.get("/health/live").status_code
+
+    sent = 0
+    deadline = time.monotonic() + 60
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        while True:
+            assert list(pool.map(fresh_request, range(20))) == [200] * 20
+            sent += 20
+            counts = {pid: served_by(metrics_dir, pid, labels) for pid in workers}
+            if all(counts.values()) or time.monotonic() > deadline:
+                break
+    print(f"requests per worker: {counts}")
+    assert all(counts.values()), f"one worker served all {sent} requests: {counts}"
+    assert sum(counts.values()) == sent, counts
+    with httpx.Client(base_url=url, auth=("root", "s3cret"), timeout=30) as client:
+        metrics = client.get("/metrics/")
+    assert metrics.status_code == 200
+    line = f'readapi_http_requests_total{{method="GET",route="health-live",status="200"}} {sent}.0'
+    assert line in metrics.text.splitlines(), [
+        x for x in metrics.text.splitlines() if "health-live" in x
+    ]

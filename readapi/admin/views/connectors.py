@@ -4,6 +4,7 @@ topics, heartbeat, recent log entries, and its datapoints to activate in bulk.""
 from __future__ import annotations
 
 import anyio.to_thread
+import msgspec
 from sqladmin import expose
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -13,7 +14,7 @@ from wtforms import validators
 from readapi.admin import queries
 from readapi.admin.formatting import LOG_LEVELS, age, now_ms, when
 from readapi.admin.orm import Connector
-from readapi.admin.permissions import has
+from readapi.admin.permissions import has, viewable_kinds
 from readapi.admin.validators import MqttName, Unique
 from readapi.admin.views.base import BemcomModelView, notify, path_id
 from readapi.connector_removal import remove_connector
@@ -121,6 +122,13 @@ class ConnectorAdmin(BemcomModelView, model=Connector):
                 )
 
         heartbeat, logs, datapoints = await anyio.to_thread.run_sync(load)
+        can_view_values = "value" in viewable_kinds(request)
+        if not can_view_values:
+            # Not sent to the template at all, so no change to it can show them.
+            datapoints = [
+                msgspec.structs.replace(d, last_time=None, last_num=None, last_raw=None)
+                for d in datapoints
+            ]
         return {
             "heartbeat": heartbeat,
             "now": now_ms(),
@@ -130,6 +138,7 @@ class ConnectorAdmin(BemcomModelView, model=Connector):
             "datapoints": datapoints,
             "can_activate": has(request, "change_datapoint"),
             "can_view_datapoints": has(request, "view_datapoint"),
+            "can_view_values": can_view_values,
         }
 
     def topics(self, name: str) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from wtforms import FloatField, SelectField, TextAreaField, validators
 from readapi.admin import queries
 from readapi.admin.formatting import age, shorten, stored_value
 from readapi.admin.orm import Connector, Datapoint
+from readapi.admin.permissions import viewable_kinds
 from readapi.admin.plot import line_chart
 from readapi.admin.validators import JsonList, NoNul, NotAbove
 from readapi.admin.views.base import BemcomModelView, path_id
@@ -34,7 +35,12 @@ class ConnectorFilter(ForeignKeyFilter):
         return await super().get_filtered_query(query, value, model)
 
 
-def last_value_cell(model: Datapoint, attribute: str, exact: bool = False) -> str:
+HIDDEN = "hidden"  # what a user without view_datapointvalue sees in place of a value
+
+
+def last_value_cell(model: Datapoint, attribute: str, request: Request, exact: bool = False) -> str:
+    if "value" not in viewable_kinds(request):
+        return HIDDEN
     last = model.last_value
     if last is None:
         return "—"
@@ -158,7 +164,9 @@ class DatapointAdmin(BemcomModelView, model=Datapoint):
         datapoint_id = path_id(request)
         if datapoint_id is None:
             return {}
-        kinds = history_kinds(self.settings)
+        # Only the kinds this user may read over REST are loaded at all, not merely hidden.
+        viewable = viewable_kinds(request)
+        kinds = tuple(k for k in history_kinds(self.settings) if k in viewable)
         kind = request.query_params.get("kind", "value")
         if kind not in kinds:
             kind = kinds[0] if kinds else ""
@@ -170,6 +178,7 @@ class DatapointAdmin(BemcomModelView, model=Datapoint):
                 last = {
                     k: queries.last_message(connection, datapoint_id, k, exact)
                     for k in ("value", "setpoint", "schedule")
+                    if k in viewable
                 }
                 page = (
                     queries.history_page(
@@ -188,6 +197,7 @@ class DatapointAdmin(BemcomModelView, model=Datapoint):
         last, page, points = await anyio.to_thread.run_sync(load)
         return {
             "last": last,
+            "viewable_kinds": viewable,
             "history_kinds": kinds,
             "history_kind": kind,
             "history": page,
