@@ -39,7 +39,8 @@ def healthy(settings: Settings, role: str) -> list[str]:
     """The problems found; empty when healthy."""
     problems = []
     if role in ("all", "readapi"):
-        url = f"http://127.0.0.1:{settings.http_port}{settings.root_path}/health/live"
+        host = settings.http_local_address
+        url = f"http://{host}:{settings.http_port}{settings.root_path}/health/live"
         if not answers(url):
             problems.append(f"readapi does not answer {url}")
     if role in ("all", "ingestd") and settings.ingestd_metrics_port:
