@@ -109,7 +109,7 @@ def install(venv: Path, work: Path) -> None:
     )
     subprocess.run([*pip, "install", "-q", "--no-deps", str(project_source(work))], check=True)
     seconds = time.monotonic() - started
-    step(f"clean install: {seconds:.1f} s, venv {directory_mib(venv):.0f} MiB ({venv})")
+    step(f"clean install: {seconds:.1f} s, venv {directory_mib(venv):.0f} MiB of files ({venv})")
 
 
 # --- helpers run by the venv's own Python (psycopg and paho come from the lock) -------------
