@@ -160,6 +160,24 @@ client.disconnect()
 print(mapped["topic"], flush=True)
 """
 
+# ingestd keeps a persistent MQTT session (30 days) on the shared broker: connecting once
+# with its client id and a clean start, then leaving with no expiry, ends it.
+END_SESSION_SCRIPT = """
+import sys, threading
+import paho.mqtt.client as mqtt
+host, port, client_id = sys.argv[1:]
+client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                     protocol=mqtt.MQTTv5)
+connected = threading.Event()
+client.on_connect = lambda *args: connected.set()
+client.connect(host, int(port), clean_start=True)
+client.loop_start()
+if not connected.wait(30):
+    sys.exit("the broker did not answer")
+client.disconnect()
+client.loop_stop()
+"""
+
 
 def venv_python(venv: Path, script: str, *args: str, timeout: float = 60) -> str:
     done = subprocess.run(
@@ -382,7 +400,12 @@ def run_service_checks(venv: Path, work: Path) -> None:
         step("superuser logged in to /admin/")
     finally:
         codes = {s.name: s.stop() for s in services}
-        venv_python(venv, DATABASE_SCRIPT, "drop", database, *pg)
+        try:
+            venv_python(
+                venv, END_SESSION_SCRIPT, MQTT_HOST, str(MQTT_PORT), env["INGESTD_CLIENT_ID"]
+            )
+        finally:
+            venv_python(venv, DATABASE_SCRIPT, "drop", database, *pg)
     for service in services:
         bad = non_json_lines(service.text())
         if bad:
