@@ -17,6 +17,7 @@ import structlog
 from schema.settings import Settings
 
 log = structlog.get_logger("schema.log_setup")
+_HANDLER_NAME = "bemcom-structlog"
 
 
 def _renderer(as_json: bool):
@@ -60,9 +61,13 @@ def configure_logging(settings: Settings) -> None:
             ],
         )
     )
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
-    # Replaces whatever was there (basicConfig's handler, an earlier call's): one handler.
-    root.handlers[:] = [handler]
+    # An earlier call's handler is replaced, so a second call (a uvicorn worker's) does not
+    # double every line; handlers of others (pytest's log capture) stay.
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
     # Libraries' DEBUG records (SQLAlchemy, paho, asyncio) stay out even with LOGLEVEL=DEBUG.
     root.setLevel(max(level, logging.INFO))
     # Alembic announces each of its plugins at INFO on every start: noise, not events.
