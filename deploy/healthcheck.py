@@ -39,8 +39,7 @@ def healthy(settings: Settings, role: str) -> list[str]:
     """The problems found; empty when healthy."""
     problems = []
     if role in ("all", "readapi"):
-        host = settings.http_local_address
-        url = f"http://{host}:{settings.http_port}{settings.root_path}/health/live"
+        url = f"http://127.0.0.1:{settings.http_port}{settings.root_path}/health/live"
         if not answers(url):
             problems.append(f"readapi does not answer {url}")
     if role in ("all", "ingestd") and settings.ingestd_metrics_port:
