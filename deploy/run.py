@@ -30,10 +30,14 @@ from schema.settings import Settings, SettingsError, load_settings
 log = structlog.get_logger("deploy.run")
 
 DEMO_CONNECTOR = "demo-building"
-# A newcomer wants to see every page; production defaults stay off (README of the original).
-DEMO_DEFAULTS = {
+# What `make run` changes from the service's defaults, unless the environment sets it. A
+# newcomer wants to see every page; production defaults stay off (README of the original).
+LAUNCHER_DEFAULTS = {
     "ACTIVATE_HISTORY_EXTENSION": "TRUE",
     "ACTIVATE_CONTROL_EXTENSION": "TRUE",
+    # A developer's laptop may sit on a café's network: only this machine reaches readapi
+    # unless BEMCOM_HTTP_HOST says otherwise (containers and systemd listen on every interface).
+    "BEMCOM_HTTP_HOST": "127.0.0.1",
 }
 
 
@@ -47,7 +51,7 @@ def _raise_stop(_signum, _frame) -> None:
 
 def child_environment(environ: dict[str, str]) -> dict[str, str]:
     env = dict(environ)
-    for name, value in DEMO_DEFAULTS.items():
+    for name, value in LAUNCHER_DEFAULTS.items():
         if not env.get(name, "").strip():
             env[name] = value
     return env
@@ -155,7 +159,7 @@ def run(environ: dict[str, str]) -> int:
 
         supervisor.start_module("ingestd", "ingestd")
         supervisor.start_module("readapi", "readapi")
-        base_url = f"http://127.0.0.1:{settings.http_port}{settings.root_path}"
+        base_url = f"http://{settings.http_local_address}:{settings.http_port}{settings.root_path}"
         client = httpx.Client(
             base_url=base_url, auth=(launcher.username, launcher.password or ""), timeout=10
         )

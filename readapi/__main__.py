@@ -61,14 +61,22 @@ def serve(settings: Settings) -> int:
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         own_metrics_dir = tempfile.mkdtemp(prefix="readapi-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
-    log.info("serving", port=settings.http_port, workers=settings.n_worker_processes)
+    log.info(
+        "serving",
+        host=settings.http_host,
+        port=settings.http_port,
+        workers=settings.n_worker_processes,
+    )
     try:
         uvicorn.run(
             "readapi.__main__:worker_app",
             factory=True,
-            host="0.0.0.0",
+            host=settings.http_host,
             port=settings.http_port,
             workers=settings.n_worker_processes,
+            # uvicorn's records go through the root handler configure_logging installed (in
+            # each worker too, by worker_app): no "INFO:     Started server process" lines.
+            log_config=None,
             log_level=settings.loglevel.lower(),
             access_log=settings.loglevel == "DEBUG",
             proxy_headers=True,

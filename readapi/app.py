@@ -47,5 +47,8 @@ def create_app(settings: Settings) -> Litestar:
             render_plugins=[JsonRenderPlugin()],
         ),
         debug=settings.django_debug,
+        # Litestar's own logging setup would replace the root handler with its text format;
+        # its records go through schema/log_setup.py's structlog renderer instead.
+        logging_config=None,
         request_max_body_size=settings.readapi_max_body_bytes,
     )

@@ -6,7 +6,9 @@ docker-compose file works unchanged. New options carry a BEMCOM_, INGESTD_ or RE
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -48,6 +50,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     root_path: str = ""
     https_only: bool = False
     data_dir: str = "data"
+    # Every interface, as in a container or under systemd; `make run` asks for 127.0.0.1.
+    http_host: str = "0.0.0.0"
     http_port: int = 8080
     ingestd_metrics_port: int = 9464
     ingestd_client_id: str = "bemcom-ingestd"
@@ -72,6 +76,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def uses_postgres(self) -> bool:
         return bool(self.db_host)
+
+    @property
+    def http_local_address(self) -> str:
+        """Where this machine reaches readapi, as a URL's host: loopback when it listens on
+        every interface."""
+        if self.http_host in ("0.0.0.0", "::"):
+            return "127.0.0.1"
+        return f"[{self.http_host}]" if ":" in self.http_host else self.http_host
 
     @property
     def sqlite_path(self) -> Path:
@@ -126,6 +138,23 @@ def _json_list(env: Mapping[str, str], name: str, default: list) -> list:
     return value
 
 
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+
+def _listen_host(env: Mapping[str, str], name: str, default: str) -> str:
+    """An address to listen on: an IP address (IPv4 or IPv6) or a host name."""
+    value = _str(env, name, default) or default
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOST_NAME.match(value):
+            raise SettingsError(
+                name, "an IP address such as 127.0.0.1 or 0.0.0.0, or a host name", env[name]
+            ) from None
+    return value
+
+
 def _root_path(env: Mapping[str, str]) -> str:
     # The original takes "bemcom/"; Litestar wants "/bemcom" and "" for the root.
     raw = (env.get("ROOT_PATH") or "").strip().strip("/")
@@ -168,6 +197,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         root_path=_root_path(env),
         https_only=_bool(env, "HTTPS_ONLY", False),
         data_dir=_str(env, "BEMCOM_DATA_DIR", "data") or "data",
+        http_host=_listen_host(env, "BEMCOM_HTTP_HOST", "0.0.0.0"),
         http_port=_int(env, "BEMCOM_HTTP_PORT", 8080, minimum=1),
         ingestd_metrics_port=_int(env, "INGESTD_METRICS_PORT", 9464, minimum=0),
         ingestd_client_id=_str(env, "INGESTD_CLIENT_ID", "bemcom-ingestd") or "bemcom-ingestd",

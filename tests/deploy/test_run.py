@@ -1,8 +1,9 @@
 """`make run` end to end: `python -m deploy.run` with its embedded broker, real processes.
 
 Checks what a newcomer sees: credentials printed, demo values arriving through ingestd into
-the database and out of readapi, an actuator command answered by the demo, and Ctrl-C
-stopping every process. A second start keeps the admin and the datapoints.
+the database and out of readapi, an actuator command answered by the demo, readapi reachable
+from this machine only, and Ctrl-C stopping every process. A second start keeps the admin and
+the datapoints, and listens where BEMCOM_HTTP_HOST says.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 
 from deploy.broker import broker_answers, find_mosquitto
 from tests.support.broker import free_port
+from tests.support.listening import listening_addresses
 
 pytestmark = pytest.mark.skipif(
     find_mosquitto(os.environ.get("PATH", "")) is None, reason="mosquitto is not installed"
@@ -102,6 +104,8 @@ def test_make_run_shows_demo_data_and_stops_cleanly(tmp_path: Path):
         assert "embedded mosquitto" in banner
         assert broker_answers("127.0.0.1", mqtt_port)
         assert (tmp_path / "data" / "db.sqlite3").exists()
+        # Only this machine reaches readapi (BEMCOM_HTTP_HOST defaults to 127.0.0.1 here).
+        assert listening_addresses(http_port) == {"127.0.0.1"}
 
         api = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", auth=("admin", password))
         datapoints = {d["key_in_connector"]: d for d in api.get("/datapoint/").json()}
@@ -140,10 +144,11 @@ def test_make_run_shows_demo_data_and_stops_cleanly(tmp_path: Path):
     assert not broker_answers("127.0.0.1", http_port)
 
     # The second start keeps what the first created.
-    again = Launcher(env, tmp_path / "launcher.log")
+    again = Launcher({**env, "BEMCOM_HTTP_HOST": "0.0.0.0"}, tmp_path / "launcher.log")
     try:
         login = again.wait_for_line("Log in as", timeout=90)
         assert "created earlier" in login
+        assert listening_addresses(http_port) == {"0.0.0.0"}
         api = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", auth=("admin", password))
         assert {d["key_in_connector"]: str(d["id"]) for d in api.get("/datapoint/").json()} == ids
         api.close()

@@ -62,3 +62,15 @@ def test_a_bad_value_names_its_variable(variable, value):
         load_settings({variable: value})
     assert error.value.variable == variable
     assert variable in str(error.value)
+
+
+def test_listen_address_defaults_to_every_interface_and_is_checked():
+    assert load_settings({}).http_host == "0.0.0.0"
+    assert load_settings({}).http_local_address == "127.0.0.1"
+    assert load_settings({"BEMCOM_HTTP_HOST": "127.0.0.1"}).http_host == "127.0.0.1"
+    assert load_settings({"BEMCOM_HTTP_HOST": "::1"}).http_local_address == "[::1]"
+    assert load_settings({"BEMCOM_HTTP_HOST": "api.example.org"}).http_host == "api.example.org"
+    for bad in ("127.0.0.1:8080", "http://localhost", "two words"):
+        with pytest.raises(SettingsError) as error:
+            load_settings({"BEMCOM_HTTP_HOST": bad})
+        assert error.value.variable == "BEMCOM_HTTP_HOST"
