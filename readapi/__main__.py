@@ -29,10 +29,11 @@ log = structlog.get_logger("readapi")
 def worker_app():
     """uvicorn's factory in every worker process: settings from the inherited environment."""
     from readapi.app import create_app
+    from readapi.proxy_check import ProxyHeadersCheck
 
     settings = load_settings(os.environ)
     configure_logging(settings)
-    return create_app(settings)
+    return ProxyHeadersCheck(create_app(settings), settings.forwarded_allow_ips)
 
 
 def prepare_in_child(settings: Settings) -> None:
@@ -60,7 +61,12 @@ def serve(settings: Settings) -> int:
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         own_metrics_dir = tempfile.mkdtemp(prefix="readapi-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
-    log.info("serving", port=settings.http_port, workers=settings.n_worker_processes)
+    log.info(
+        "serving",
+        port=settings.http_port,
+        workers=settings.n_worker_processes,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
     try:
         uvicorn.run(
             "readapi.__main__:worker_app",
@@ -71,6 +77,7 @@ def serve(settings: Settings) -> int:
             log_level=settings.loglevel.lower(),
             access_log=settings.loglevel == "DEBUG",
             proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             server_header=False,
             http=functools.partial(
                 DeadlineH11Protocol, head_timeout=settings.readapi_header_timeout_seconds

@@ -15,6 +15,7 @@ from schema.tables import (
     auth_user,
     auth_user_groups,
     auth_user_permissions,
+    credentials_version,
 )
 
 
@@ -83,6 +84,13 @@ def permissions_of(connection: Connection, user_id: int) -> frozenset[str]:
         .where(auth_user_groups.c.user_id == user_id)
     )
     return frozenset(connection.execute(union(direct, via_groups)).scalars())
+
+
+def current_credentials_version(connection: Connection) -> int:
+    """The version migration 0005's triggers bump on every change that can revoke."""
+    return connection.execute(
+        select(credentials_version.c.version).where(credentials_version.c.id == 1)
+    ).scalar_one()
 
 
 def principal_of(connection: Connection, user: UserRow) -> Principal:

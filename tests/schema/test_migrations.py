@@ -13,7 +13,7 @@ def _version(connection) -> int:
 def test_migrate_is_idempotent_and_seeds(settings):
     engine = create_sqlalchemy_engine(settings)
     migrate(engine)  # a second run (the fixture ran the first) changes nothing
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0005"
     with engine.connect() as connection:
         codenames = connection.execute(text("SELECT codename FROM auth_permission")).scalars()
         assert {"view_datapoint", "change_datapoint", "delete_connector"} <= set(codenames)

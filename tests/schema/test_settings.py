@@ -35,6 +35,13 @@ def test_original_variables_are_read():
     assert settings.django_allowed_hosts == ["bemcom.example.org"]
 
 
+def test_forwarded_allow_ips_is_uvicorns_variable():
+    assert load_settings({}).forwarded_allow_ips == "127.0.0.1,::1"  # uvicorn's default
+    given = load_settings({"FORWARDED_ALLOW_IPS": " 10.0.0.5, 192.168.0.0/24 ,::1"})
+    assert given.forwarded_allow_ips == "10.0.0.5,192.168.0.0/24,::1"
+    assert load_settings({"FORWARDED_ALLOW_IPS": "*"}).forwarded_allow_ips == "*"
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -51,6 +58,8 @@ def test_original_variables_are_read():
         ("READAPI_LOGIN_MAX_FAILURES", "-1"),
         ("READAPI_LOGIN_MAX_FAILURES_PER_IP", "ten"),
         ("READAPI_LOGIN_THROTTLE_SECONDS", "0"),
+        ("FORWARDED_ALLOW_IPS", "proxy.example.org"),
+        ("FORWARDED_ALLOW_IPS", "10.0.0.1,,10.0.0.2"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable, value):
