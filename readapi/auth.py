@@ -126,6 +126,7 @@ class Authenticator:
             raise not_authenticated("User inactive or deleted.")
         if standing is not None and standing.pair_failures:
             self.throttle.clear(username, client_ip)
+        log.debug("password_verified", user=user.username, client=client_ip, worker=os.getpid())
         with self.database.connect() as connection:
             return principal_of(connection, user)
 
