@@ -86,11 +86,16 @@ def permissions_of(connection: Connection, user_id: int) -> frozenset[str]:
     return frozenset(connection.execute(union(direct, via_groups)).scalars())
 
 
+_CREDENTIALS_VERSION = f"SELECT version FROM {credentials_version.name} WHERE id = 1"
+
+
 def current_credentials_version(connection: Connection) -> int:
-    """The version migration 0005's triggers bump on every change that can revoke."""
-    return connection.execute(
-        select(credentials_version.c.version).where(credentials_version.c.id == 1)
-    ).scalar_one()
+    """The version migration 0005's triggers bump on every change that can revoke.
+
+    Read on every authenticated request, so as the driver's plain SQL (no statement to
+    compile or look up: about a third of the Core query's time on SQLite).
+    """
+    return connection.exec_driver_sql(_CREDENTIALS_VERSION).scalar_one()
 
 
 def principal_of(connection: Connection, user: UserRow) -> Principal:
