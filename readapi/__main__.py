@@ -61,12 +61,7 @@ def serve(settings: Settings) -> int:
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         own_metrics_dir = tempfile.mkdtemp(prefix="readapi-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
-    log.info(
-        "serving",
-        port=settings.http_port,
-        workers=settings.n_worker_processes,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-    )
+    log.info("serving", port=settings.http_port, workers=settings.n_worker_processes)
     try:
         uvicorn.run(
             "readapi.__main__:worker_app",

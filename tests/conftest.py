@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,26 +69,12 @@ def pg_template() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
 
 
-def create_database_from(template: str, name: str) -> None:
-    """CREATE DATABASE name TEMPLATE template, waiting out a moment's other session on the
-    template (autovacuum visits new databases; PostgreSQL then refuses the copy)."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with admin_connect() as conn:
-                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-            return
-        except psycopg.errors.ObjectInUse:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 @pytest.fixture
 def pg_env(pg_template: str) -> Iterator[dict[str, str]]:
     """Environment of a fresh, migrated PostgreSQL database for one test."""
     name = f"bemcom_test_{secrets.token_hex(6)}"
-    create_database_from(pg_template, name)
+    with admin_connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
     yield base_env(
         DJANGOAPIDB_HOST=PG_HOST,
         DJANGOAPIDB_PORT=str(PG_PORT),

@@ -20,11 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 
 from schema.database import create_sqlalchemy_engine
 from schema.migrate import migrate
 from schema.settings import load_settings
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, admin_connect, base_env, create_database_from
+from tests.conftest import PG_HOST, PG_PORT, PG_USER, admin_connect, base_env
 from tests.support.broker import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ def database_env(kind: str, pg_template: str, directory: Path) -> Iterator[dict[
         yield env
         return
     name = f"bemcom_test_{secrets.token_hex(6)}"
-    create_database_from(pg_template, name)
+    copy_database(pg_template, name)
     try:
         yield base_env(
             DJANGOAPIDB_HOST=PG_HOST,
@@ -54,6 +55,21 @@ def database_env(kind: str, pg_template: str, directory: Path) -> Iterator[dict[
     finally:
         with admin_connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def copy_database(template: str, name: str) -> None:
+    """CREATE DATABASE name TEMPLATE template, waiting out a moment's other session on the
+    template (PostgreSQL refuses the copy while anyone, autovacuum included, is connected)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        try:
+            with admin_connect() as conn:
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def worker_pids(pid: int) -> set[int]:
