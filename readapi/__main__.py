@@ -30,10 +30,11 @@ log = structlog.get_logger("readapi")
 def worker_app():
     """uvicorn's factory in every worker process: settings from the inherited environment."""
     from readapi.app import create_app
+    from readapi.proxy_check import ProxyHeadersCheck
 
     settings = load_settings(os.environ)
     configure_logging(settings)
-    return create_app(settings)
+    return ProxyHeadersCheck(create_app(settings), settings.forwarded_allow_ips)
 
 
 def prepare_in_child(settings: Settings) -> None:
@@ -80,6 +81,7 @@ def serve(settings: Settings) -> int:
             log_level=settings.loglevel.lower(),
             access_log=settings.loglevel == "DEBUG",
             proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             server_header=False,
             http=functools.partial(
                 DeadlineH11Protocol, head_timeout=settings.readapi_header_timeout_seconds

@@ -1,10 +1,19 @@
-"""Password guessing, throttled: failed logins counted per username and per client address.
+"""Password guessing, throttled without handing anyone a way to lock the owner out.
 
-After READAPI_LOGIN_MAX_FAILURES failures for a username (or READAPI_LOGIN_MAX_FAILURES_PER_IP
-from one address) within READAPI_LOGIN_THROTTLE_SECONDS of the first, further attempts are
-refused with 429 until that window ends, before the password hash is computed. A successful
-login clears its username's count; an address's count only expires, or an attacker with one
-valid account could clear it between guesses at others.
+Failed logins are counted per (username, client address) and per client address. After
+READAPI_LOGIN_MAX_FAILURES failures for one username from one address (or
+READAPI_LOGIN_MAX_FAILURES_PER_IP from one address, whatever the usernames) within
+READAPI_LOGIN_THROTTLE_SECONDS of the first, further attempts from that address are refused
+with 429 until that window ends, before the password hash is computed.
+
+No count is kept per username alone: that one would let anyone lock an account (the right
+password included) by guessing at it. So the owner, from an address that has not failed,
+always gets in; a guesser stays throttled at the rate of their addresses. A successful login
+clears its (username, address) count; an address's count only expires, or an attacker with
+one valid account could clear it between guesses at others.
+
+Behind a reverse proxy every client has the proxy's address unless FORWARDED_ALLOW_IPS
+trusts it (readapi/proxy_check.py warns when it does not).
 
 The counts live in the `login_failure` table so that every worker process (and every
 instance on the same database) shares them; rows are keyed by a SHA-256, so no username or
@@ -16,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from collections.abc import Callable
 
@@ -44,11 +54,16 @@ def _key(kind: str, value: str) -> str:
     return hashlib.sha256(f"{kind}:{value}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _pair_key(username: str, client_ip: str | None) -> str:
+    # NUL cannot occur in an address, so no (name, address) pair collides with another.
+    return _key("pair", f"{client_ip or ''}\x00{username}")
+
+
 class Standing(msgspec.Struct, frozen=True):
     """What the counts say before a login attempt."""
 
     retry_after: int | None = None  # seconds until an attempt is allowed; None: now
-    user_failures: bool = False  # whether the username has failures to clear on success
+    pair_failures: bool = False  # whether (username, address) has failures to clear on success
 
 
 class LoginThrottle:
@@ -80,7 +95,7 @@ class LoginThrottle:
         """key -> the failures it may have; a limit of 0 is no limit."""
         limits = {}
         if self.max_failures:
-            limits[_key("user", username)] = self.max_failures
+            limits[_pair_key(username, client_ip)] = self.max_failures
         if self.max_failures_per_ip and client_ip:
             limits[_key("ip", client_ip)] = self.max_failures_per_ip
         return limits
@@ -106,10 +121,10 @@ class LoginThrottle:
             for key, failures, start in rows
             if failures >= limits[key] and start + self.window_ms > now
         ]
-        user_key = _key("user", username)
+        pair_key = _pair_key(username, client_ip)
         return Standing(
             retry_after=max(1, math.ceil(max(waits) / 1000)) if waits else None,
-            user_failures=any(key == user_key for key, _, _ in rows),
+            pair_failures=any(key == pair_key for key, _, _ in rows),
         )
 
     def record_failure(self, username: str, client_ip: str | None) -> None:
@@ -127,10 +142,13 @@ class LoginThrottle:
             connection.execute(
                 delete(login_failure).where(login_failure.c.window_start_ms <= expired)
             )
-        log.info("login_failed", client=client_ip)
+        log.info("login_failed", client=client_ip, worker=os.getpid())
 
-    def clear(self, username: str) -> None:
+    def clear(self, username: str, client_ip: str | None) -> None:
+        """A success from this address: its guesses at this username are forgiven."""
         with self.database.begin() as connection:
             connection.execute(
-                delete(login_failure).where(login_failure.c.key_hash == _key("user", username))
+                delete(login_failure).where(
+                    login_failure.c.key_hash == _pair_key(username, client_ip)
+                )
             )

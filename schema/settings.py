@@ -67,6 +67,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     readapi_login_max_failures: int = 10
     readapi_login_max_failures_per_ip: int = 100
     readapi_login_throttle_seconds: int = 300
+    # uvicorn's own variable: the peers whose X-Forwarded-For/-Proto are believed. Behind a
+    # reverse proxy elsewhere it must name the proxy, or every client has its address.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     log_json: bool | None = None
     # Set by readapi for its workers (prometheus_client reads it too); None: one process.
     prometheus_multiproc_dir: str | None = None
@@ -161,6 +164,24 @@ def _root_path(env: Mapping[str, str]) -> str:
     return f"/{raw}" if raw else ""
 
 
+def _forwarded_allow_ips(env: Mapping[str, str]) -> str:
+    """uvicorn's FORWARDED_ALLOW_IPS: "*", or addresses and networks separated by commas."""
+    raw = _str(env, "FORWARDED_ALLOW_IPS", "127.0.0.1,::1") or ""
+    entries = [entry.strip() for entry in raw.split(",")]
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(
+                "FORWARDED_ALLOW_IPS",
+                "'*' or IP addresses or networks separated by commas, e.g. '10.0.0.5,::1'",
+                raw,
+            ) from None
+    return ",".join(entries)
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build the settings from an environment; raise SettingsError naming a bad variable."""
     loglevel = (_str(env, "LOGLEVEL", "INFO") or "INFO").upper()
@@ -213,6 +234,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         readapi_login_throttle_seconds=_int(
             env, "READAPI_LOGIN_THROTTLE_SECONDS", 300, minimum=1, maximum=86_400
         ),
+        forwarded_allow_ips=_forwarded_allow_ips(env),
         log_json=None if log_json_raw is None else _bool(env, "BEMCOM_LOG_JSON", False),
         prometheus_multiproc_dir=_str(env, "PROMETHEUS_MULTIPROC_DIR"),
         exact_values=_bool(env, "BEMCOM_EXACT_VALUES", False),

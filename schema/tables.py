@@ -321,6 +321,27 @@ login_failure = Table(
     Column("window_start_ms", BigInteger, nullable=False),
 )
 
+# Bumped by triggers (migration 0005) on every write that can take away what a credential
+# grants: passwords, the active/staff/superuser flags, usernames, user and group permissions,
+# group memberships, groups, tokens. readapi's workers compare it before trusting a
+# credential they verified earlier, so a revocation holds at once in every one of them.
+credentials_version = Table(
+    "credentials_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
+# Admin UI sessions on the server: the cookie carries the id, the table its SHA-256, so
+# logging out (deleting the row) ends the session wherever the cookie has been copied to.
+admin_session = Table(
+    "admin_session",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("auth_user.id", ondelete="CASCADE"), nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+)
+
 service_state = Table(
     "service_state",
     metadata,

@@ -1,14 +1,18 @@
 """Admin login: the API's users and argon2 hashes, a signed session cookie, Django's rules.
 
 Like Django's admin, only active staff accounts (is_staff, or superusers) may log in. The
-session holds the user id and a fingerprint of the password hash, so changing a password
-ends that user's other sessions, as Django's session auth hash does.
+session holds the user id, a fingerprint of the password hash (changing a password ends
+that user's other sessions, as Django's session auth hash does) and a session id. The id's
+SHA-256 is a row of admin_session: logout deletes it, so a cookie copied before logout means
+nothing after it (a signed cookie alone would stay valid for its 14 days). A cookie without
+an id (from before migration 0004) is refused: its user logs in once more.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import time
 
@@ -16,13 +20,13 @@ import anyio.to_thread
 import msgspec
 import structlog
 from sqladmin.authentication import AuthenticationBackend
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from starlette.requests import Request
 
 from readapi.accounts import Principal, permissions_of
 from readapi.login_throttle import LoginThrottle
 from readapi.passwords import verify_password
-from schema.tables import auth_user
+from schema.tables import admin_session, auth_user
 
 log = structlog.get_logger("readapi.admin")
 
@@ -58,6 +62,10 @@ def _user_query():
     return select(u.id, u.username, u.password, u.is_active, u.is_staff, u.is_superuser)
 
 
+def session_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
 def password_fingerprint(secret: str, password_hash: str) -> str:
     return hmac.new(secret.encode(), password_hash.encode(), hashlib.sha256).hexdigest()[:32]
 
@@ -88,15 +96,20 @@ class AdminAuthentication(AuthenticationBackend):
         throttle: LoginThrottle | None = self.throttle_of()
         standing = throttle.check(username, client_ip) if throttle else None
         if standing is not None and standing.retry_after is not None:
-            log.info("admin_login_throttled", client=client_ip, retry_after=standing.retry_after)
+            log.info(
+                "admin_login_throttled",
+                client=client_ip,
+                retry_after=standing.retry_after,
+                worker=os.getpid(),
+            )
             return standing.retry_after
         user = self._verify(username, password)
         if user is None:
             if throttle:
                 throttle.record_failure(username, client_ip)
             return None
-        if throttle and standing is not None and standing.user_failures:
-            throttle.clear(username)
+        if throttle and standing is not None and standing.pair_failures:
+            throttle.clear(username, client_ip)
         return user
 
     def _verify(self, username: str, password: str) -> AdminUser | None:
@@ -118,9 +131,46 @@ class AdminAuthentication(AuthenticationBackend):
             )
         return user
 
-    def _load(self, user_id: int, fingerprint: str) -> tuple[AdminUser, Principal] | None:
+    def _open_session(self, user_id: int, replaced: str | None) -> str:
+        """A new server-side session for the user; the one it replaces (if any) ends."""
+        session_id = secrets.token_urlsafe(32)
+        now = _now_ms()
+        with self.engine_of().begin() as connection:
+            # Ended sessions go whenever someone logs in: the table stays as small as the
+            # sessions that may still be used.
+            connection.execute(delete(admin_session).where(admin_session.c.expires_ms <= now))
+            if replaced is not None:
+                connection.execute(
+                    delete(admin_session).where(admin_session.c.key_hash == session_hash(replaced))
+                )
+            connection.execute(
+                insert(admin_session).values(
+                    key_hash=session_hash(session_id),
+                    user_id=user_id,
+                    expires_ms=now + SESSION_DAYS * 86_400_000,
+                )
+            )
+        return session_id
+
+    def _close_session(self, session_id: str) -> None:
+        with self.engine_of().begin() as connection:
+            connection.execute(
+                delete(admin_session).where(admin_session.c.key_hash == session_hash(session_id))
+            )
+
+    def _load(
+        self, user_id: int, fingerprint: str, session_id: str
+    ) -> tuple[AdminUser, Principal] | None:
         with self.engine_of().connect() as connection:
-            found = connection.execute(_user_query().where(auth_user.c.id == user_id)).first()
+            found = connection.execute(
+                _user_query()
+                .join(admin_session, admin_session.c.user_id == auth_user.c.id)
+                .where(
+                    auth_user.c.id == user_id,
+                    admin_session.c.key_hash == session_hash(session_id),
+                    admin_session.c.expires_ms > _now_ms(),
+                )
+            ).first()
             if not found:
                 return None
             user = AdminUser(*found)
@@ -142,30 +192,42 @@ class AdminAuthentication(AuthenticationBackend):
             request.state.login_retry_after = user
             return False
         if user is None:
-            log.info("admin_login_failed", username=username[:150])
+            log.info("admin_login_failed", username=username[:150], worker=os.getpid())
             return False
         # A new session on login: nothing from before (a planted cookie) carries over.
+        replaced = request.session.get("sid")
+        session_id = await anyio.to_thread.run_sync(
+            self._open_session, user.id, replaced if isinstance(replaced, str) else None
+        )
         request.session.clear()
         request.session.update(
             {
                 "user_id": user.id,
+                "sid": session_id,
                 "auth": password_fingerprint(self.secret, user.password),
                 "csrf": secrets.token_urlsafe(32),
             }
         )
-        log.info("admin_login", username=user.username)
+        log.info("admin_login", username=user.username, worker=os.getpid())
         return True
 
     async def logout(self, request: Request) -> bool:
+        session_id = request.session.get("sid")
+        if isinstance(session_id, str):
+            await anyio.to_thread.run_sync(self._close_session, session_id)
+        log.info("admin_logout", user_id=request.session.get("user_id"))
         request.session.clear()
         return True
 
     async def authenticate(self, request: Request) -> bool:
         user_id = request.session.get("user_id")
         fingerprint = request.session.get("auth")
+        session_id = request.session.get("sid")
         if not isinstance(user_id, int) or not isinstance(fingerprint, str):
             return False
-        loaded = await anyio.to_thread.run_sync(self._load, user_id, fingerprint)
+        if not isinstance(session_id, str):
+            return False  # a cookie from before server-side sessions: log in once more
+        loaded = await anyio.to_thread.run_sync(self._load, user_id, fingerprint, session_id)
         if loaded is None:
             request.session.clear()
             return False

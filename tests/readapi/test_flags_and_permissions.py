@@ -215,26 +215,48 @@ def test_is_active_needs_change_permission(client, scene: Scene):
     ] == ["new"]
 
 
-def test_credential_cache_expires(scene: Scene):
-    """A verified credential is reused for 60 s, then verified again."""
+def test_credential_cache_holds_until_the_version_changes_or_a_minute_passes(scene: Scene):
+    """A verified credential is reused while the credentials version stays; a revoking
+    write (here a deactivation) ends it at once, and an entry expires after 60 s anyway."""
     import asyncio
     import base64
 
+    from sqlalchemy import update
+
+    from readapi.accounts import current_credentials_version
     from readapi.auth import Authenticator
     from readapi.db import open_database
     from readapi.errors import ApiError
+    from schema.tables import auth_user
 
     now = [1000.0]
     database = open_database(scene.settings)
     authenticator = Authenticator(database, clock=lambda: now[0])
     header = "Basic " + base64.b64encode(b"admin:pass").decode()
+
+    def version() -> int:
+        with database.connect() as connection:
+            return current_credentials_version(connection)
+
     principal = asyncio.run(authenticator.authenticate(header))
     assert principal is not None and principal.is_superuser
-    scene.execute("UPDATE auth_user SET is_active = false WHERE username = 'admin'")
+    before = version()
+    # Writes that take nothing away (a login time, an e-mail address) keep the version.
+    with scene.engine.begin() as connection:
+        connection.execute(
+            update(auth_user)
+            .where(auth_user.c.username == "admin")
+            .values(last_login=1_800_000_000_000, email="a@b.c")
+        )
+    assert version() == before
     now[0] += 59
-    assert authenticator.cached(header) == principal
+    assert authenticator.cached(header, before) == principal
     now[0] += 2
-    assert authenticator.cached(header) is None
+    assert authenticator.cached(header, before) is None
+    assert asyncio.run(authenticator.authenticate(header)) == principal
+    scene.execute("UPDATE auth_user SET is_active = false WHERE username = 'admin'")
+    assert version() == before + 1
+    assert authenticator.cached(header, before + 1) is None
     with pytest.raises(ApiError) as refused:
         asyncio.run(authenticator.authenticate(header))
     assert refused.value.body == {"detail": "User inactive or deleted."}

@@ -341,14 +341,27 @@ def test_malformed_inputs_are_json_4xx(client, scene: Scene):
     assert wrong_type.json() == {"detail": 'Unsupported media type "text/plain" in request.'}
 
 
-def test_basic_credentials_are_cached(client, scene: Scene):
-    """After one verification, a changed password hash in the database is not consulted for
-    a minute (no re-hashing per request); a different password is checked afresh."""
+def test_basic_credentials_are_cached_until_revoked(client, scene: Scene, monkeypatch):
+    """After one verification the password is not hashed again per request; a changed
+    password is refused at once (the credentials version changed)."""
+    from readapi import auth
+
+    hashed: list[str] = []
+    real = auth.verify_password
+
+    def counting(stored, password):
+        hashed.append(password)
+        return real(stored, password)
+
+    monkeypatch.setattr(auth, "verify_password", counting)
     headers = basic("admin", "pass")
-    assert client.get("/datapoint/", headers=headers).status_code == 200
-    scene.execute("UPDATE auth_user SET password = 'argon2$broken' WHERE username = 'admin'")
-    assert client.get("/datapoint/", headers=headers).status_code == 200
+    for _ in range(3):
+        assert client.get("/datapoint/", headers=headers).status_code == 200
+    assert hashed == ["pass"]
     assert client.get("/datapoint/", headers=basic("admin", "other")).status_code == 401
+    scene.execute("UPDATE auth_user SET password = 'argon2$broken' WHERE username = 'admin'")
+    assert client.get("/datapoint/", headers=headers).status_code == 401
+    assert hashed == ["pass", "other", "pass"]
 
 
 def test_secure_cookie_attributes():

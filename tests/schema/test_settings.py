@@ -38,6 +38,18 @@ def test_original_variables_are_read():
     assert settings.django_allowed_hosts == ["bemcom.example.org"]
 
 
+def test_forwarded_allow_ips_is_uvicorns_variable():
+    assert load_settings({}).forwarded_allow_ips == "127.0.0.1,::1"  # uvicorn's default
+    given = load_settings({"FORWARDED_ALLOW_IPS": " 10.0.0.5, 192.168.0.0/24 ,::1"})
+    assert given.forwarded_allow_ips == "10.0.0.5,192.168.0.0/24,::1"
+    assert load_settings({"FORWARDED_ALLOW_IPS": "*"}).forwarded_allow_ips == "*"
+    for bad in ("proxy.example.org", "10.0.0.1,,10.0.0.2"):
+        with pytest.raises(SettingsError) as error:
+            load_settings({"FORWARDED_ALLOW_IPS": bad})
+        assert error.value.variable == "FORWARDED_ALLOW_IPS"
+        assert "FORWARDED_ALLOW_IPS" in str(error.value)
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
