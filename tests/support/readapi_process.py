@@ -20,12 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 
 from schema.database import create_sqlalchemy_engine
 from schema.migrate import migrate
 from schema.settings import load_settings
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, admin_connect, base_env
+from tests.conftest import PG_HOST, PG_PORT, PG_USER, admin_connect, base_env, copy_template
 from tests.support.broker import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +43,8 @@ def database_env(kind: str, pg_template: str, directory: Path) -> Iterator[dict[
         yield env
         return
     name = f"bemcom_test_{secrets.token_hex(6)}"
-    copy_database(pg_template, name)
+    with admin_connect() as conn:
+        copy_template(conn, name, pg_template)
     try:
         yield base_env(
             DJANGOAPIDB_HOST=PG_HOST,
@@ -55,21 +55,6 @@ def database_env(kind: str, pg_template: str, directory: Path) -> Iterator[dict[
     finally:
         with admin_connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def copy_database(template: str, name: str) -> None:
-    """CREATE DATABASE name TEMPLATE template, waiting out a moment's other session on the
-    template (PostgreSQL refuses the copy while anyone, autovacuum included, is connected)."""
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        try:
-            with admin_connect() as conn:
-                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-            return
-        except psycopg.errors.ObjectInUse:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def worker_pids(pid: int) -> set[int]:

@@ -1,7 +1,7 @@
 """admin sessions on the server, so that logging out ends a session
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-03 18:00:00
 
 The admin cookie now names a row of admin_session (by the SHA-256 of its id); logout deletes
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
