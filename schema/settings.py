@@ -64,6 +64,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     readapi_login_max_failures_per_ip: int = 100
     readapi_login_throttle_seconds: int = 300
     log_json: bool | None = None
+    # auto: hypertables where TimescaleDB is installed and preloaded; off: plain tables.
+    timescaledb: str = "auto"
 
     @property
     def uses_postgres(self) -> bool:
@@ -119,6 +121,17 @@ def _json_list(env: Mapping[str, str], name: str, default: list) -> list:
         raise SettingsError(name, "a JSON list such as '[\"example.com\"]'", raw) from None
     if not isinstance(value, list):
         raise SettingsError(name, "a JSON list such as '[\"example.com\"]'", raw)
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case-insensitive); the first is the default."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return choices[0]
+    value = raw.strip().lower()
+    if value not in choices:
+        raise SettingsError(name, " or ".join(choices), raw)
     return value
 
 
@@ -180,4 +193,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             env, "READAPI_LOGIN_THROTTLE_SECONDS", 300, minimum=1, maximum=86_400
         ),
         log_json=None if log_json_raw is None else _bool(env, "BEMCOM_LOG_JSON", False),
+        timescaledb=_choice(env, "BEMCOM_TIMESCALEDB", ("auto", "off")),
     )
