@@ -29,13 +29,13 @@ the broker start a private one (`private_broker`).
 
 from __future__ import annotations
 
+import contextlib
 import os
-import queue
 import secrets
 import sys
-import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -202,6 +202,7 @@ def pg_template() -> Iterator[str]:
     """The migrated TimescaleDB template (hypertables)."""
     _build_template(TEMPLATE_DB, "timescaledb")
     yield TEMPLATE_DB
+    _databases.finish()  # no copy of it may still be in the making
     _drop(TEMPLATE_DB)
 
 
@@ -210,60 +211,88 @@ def pg_plain_template() -> Iterator[str]:
     """The migrated plain PostgreSQL template (BEMCOM_TIMESCALEDB=off)."""
     _build_template(PLAIN_TEMPLATE_DB, "plain")
     yield PLAIN_TEMPLATE_DB
+    _databases.finish()
     _drop(PLAIN_TEMPLATE_DB)
 
 
-class _Dropper:
-    """Drops the tests' databases on a thread of its own, so no test waits for it (a drop
-    takes 0.5-5 s on a loaded machine: files removed, sessions waited for).
+class _Databases:
+    """Copies of the templates made ahead and dropped afterwards, on threads of their own, so
+    no test waits for either: a copy takes up to a second and a drop up to several on a
+    loaded machine. One spare copy per flavour is kept ready.
 
-    ALLOW_CONNECTIONS false first: TimescaleDB's launcher would otherwise start the
-    database's scheduler again while DROP ... WITH (FORCE) waits for it to go."""
+    Drops close the database to connections first: TimescaleDB's launcher would otherwise
+    start the database's scheduler again while DROP ... WITH (FORCE) waits for it to go."""
 
     def __init__(self) -> None:
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        self.thread: threading.Thread | None = None
+        # Two threads: a copy never waits behind a slow drop.
+        self.executors: dict[str, ThreadPoolExecutor] = {}
+        self.spares: dict[str, Future[str]] = {}
+
+    def _submit(self, lane: str, work, *args) -> Future:
+        if lane not in self.executors:
+            self.executors[lane] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=lane)
+        return self.executors[lane].submit(work, *args)
+
+    @staticmethod
+    def _create(template: str) -> str:
+        name = f"bemcom_test_{secrets.token_hex(6)}"
+        with admin_connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return name
+
+    @staticmethod
+    def _drop(name: str) -> None:
+        try:
+            with admin_connect() as conn:
+                conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        except psycopg.Error as error:
+            print(f"could not drop test database {name}: {error}", file=sys.stderr)
+
+    def take(self, template: str) -> str:
+        """A fresh copy of `template`; the next one is started at once."""
+        spare = self.spares.pop(template, None)
+        name = None
+        if spare is not None:
+            try:
+                name = spare.result(timeout=120)
+            except (psycopg.Error, TimeoutError) as error:
+                print(f"spare copy of {template} failed: {error}", file=sys.stderr)
+        if name is None:
+            name = self._create(template)
+        self.spares[template] = self._submit("test-db-copy", self._create, template)
+        return name
 
     def drop_later(self, name: str) -> None:
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._run, name="drop-databases", daemon=True)
-            self.thread.start()
-        self.queue.put(name)
-
-    def _run(self) -> None:
-        with admin_connect() as conn:
-            while (name := self.queue.get()) is not None:
-                try:
-                    conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-                    conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-                except psycopg.Error as error:
-                    print(f"could not drop test database {name}: {error}", file=sys.stderr)
+        self._submit("test-db-drop", self._drop, name)
 
     def finish(self) -> None:
-        if self.thread is not None:
-            self.queue.put(None)
-            self.thread.join(timeout=300)
-            self.thread = None
+        """Drop the spares and wait for every drop (at the end of the session)."""
+        for spare in self.spares.values():
+            with contextlib.suppress(psycopg.Error, TimeoutError):
+                self.drop_later(spare.result(timeout=120))
+        self.spares.clear()
+        for executor in self.executors.values():
+            executor.shutdown(wait=True)
+        self.executors.clear()
 
 
-_dropper = _Dropper()
+_databases = _Databases()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    _dropper.finish()
+    _databases.finish()
 
 
 def _pg_database(request: pytest.FixtureRequest, flavour: str) -> Iterator[dict[str, str]]:
     template = request.getfixturevalue(
         "pg_template" if flavour == "timescaledb" else "pg_plain_template"
     )
-    name = f"bemcom_test_{secrets.token_hex(6)}"
-    with admin_connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    name = _databases.take(template)
     try:
         yield pg_database_env(name, flavour)
     finally:
-        _dropper.drop_later(name)
+        _databases.drop_later(name)
 
 
 @pytest.fixture
