@@ -351,6 +351,7 @@ def ci_enabled() -> bool:
 
 def _skip_to_failure(report: pytest.TestReport | pytest.CollectReport) -> None:
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
     report.outcome = "failed"
     report.longrepr = (
         f"skipped under CI ({reason}); CI must provide what this test needs, or the test "
