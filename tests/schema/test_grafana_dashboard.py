@@ -238,3 +238,45 @@ def test_the_datasource_is_the_one_the_dashboard_uses(dashboard):
     used |= {v["datasource"]["uid"] for v in dashboard["templating"]["list"]}
     assert used == {source["uid"]}
     assert dashboard["title"] == "Building data"
+
+
+def test_the_rest_answer_infinity_parses_on_sqlite(sqlite_env):
+    """README "Plotting in Grafana": Infinity asks /datapoint/<id>/value/ with
+    interval=${__interval_ms} milliseconds and the dashboard's range in ms, a Bearer token,
+    and reads the rows' `timestamp` (Unix ms) and `value` (a number in a JSON string)."""
+    import warnings
+
+    from litestar.testing import TestClient
+
+    from readapi.accounts import create_token, create_user
+    from readapi.app import create_app
+
+    ids = _seed(sqlite_env)
+    settings = load_settings(sqlite_env)
+    engine = create_sqlalchemy_engine(settings)
+    with engine.begin() as c:
+        token = create_token(
+            c, create_user(c, "grafana", "pw", permissions=("view_datapointvalue",))
+        )
+    engine.dispose()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the test client's host name
+        client = TestClient(create_app(settings), base_url="http://testserver")
+    with client:
+        response = client.get(
+            f"/datapoint/{ids['temp']}/value/",
+            params={
+                "format": "json",
+                "interval": f"{5 * MINUTE} milliseconds",
+                "timestamp__gte": str(T0 - 30 * MINUTE),
+                "timestamp__lte": str(T0 + 30 * MINUTE),
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    rows = response.json()
+    assert [(r["timestamp"], float(r["value"])) for r in rows] == [
+        (T0, 21.0),
+        (T0 + 5 * MINUTE, 30.5),
+    ]
