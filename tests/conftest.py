@@ -71,6 +71,7 @@ TIMESCALEDB_ONLY = (
     "tests/readapi/test_hostile_login.py",
     "tests/readapi/test_hostile_process.py",
     "tests/readapi/test_hostile_token_storage.py",
+    "tests/readapi/test_mqtt.py",
     "tests/readapi/test_process.py",
     "tests/readapi/test_schemathesis.py",
 )
