@@ -164,6 +164,25 @@ def _close_to_connections(conn: psycopg.Connection, name: str) -> None:
         time.sleep(0.1)
 
 
+def copy_template(conn: psycopg.Connection, name: str, template: str) -> None:
+    """CREATE DATABASE name TEMPLATE template. The templates here allow no connections, but
+    a copy still retries while a session is connected (a template built by other code)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (template,),
+            )
+            time.sleep(0.1)
+
+
 def _build_template(name: str, flavour: str) -> None:
     with admin_connect() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -238,7 +257,7 @@ class _Databases:
     def _create(template: str) -> str:
         name = f"bemcom_test_{secrets.token_hex(6)}"
         with admin_connect() as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            copy_template(conn, name, template)
         return name
 
     @staticmethod
