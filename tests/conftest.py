@@ -61,18 +61,26 @@ _TIMESCALEDB_SETTING = {"timescaledb": "auto", "plain": "off"}
 # TimescaleDB only: their database work is the same on both flavours, and they are slow.
 TIMESCALEDB_ONLY = (
     "tests/admin/",
+    "tests/backup/test_clients_round_trip.py",
     "tests/deploy/",
+    "tests/ingestd/test_connector_template_values.py",
+    "tests/ingestd/test_containment.py",
     "tests/ingestd/test_control_plane.py",
+    "tests/ingestd/test_hostile_stream.py",
+    "tests/ingestd/test_refused_names.py",
     "tests/ingestd/test_faults.py",
     "tests/ingestd/test_metrics.py",
     "tests/ingestd/test_scale_out.py",
     "tests/readapi/test_flags_and_permissions.py",
     "tests/readapi/test_hostile_bodies.py",
     "tests/readapi/test_hostile_login.py",
+    "tests/readapi/test_hostile_names.py",
     "tests/readapi/test_hostile_process.py",
+    "tests/readapi/test_hostile_requests.py",
     "tests/readapi/test_hostile_token_storage.py",
     "tests/readapi/test_mqtt.py",
     "tests/readapi/test_process.py",
+    "tests/readapi/test_revocation.py",
     "tests/readapi/test_schemathesis.py",
 )
 REPO = Path(__file__).resolve().parents[1]
