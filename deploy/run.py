@@ -139,7 +139,7 @@ def run(environ: dict[str, str]) -> int:
     configure_logging(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is noise
     engine = create_sqlalchemy_engine(settings)
-    migrate(engine)
+    migrate(engine, timescaledb=settings.timescaledb)
     engine.dispose()
     log.info("migrated", postgres=settings.uses_postgres)
     check_ports_free(settings)

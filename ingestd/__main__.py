@@ -28,7 +28,7 @@ def migrate_when_reachable(settings, log) -> None:
     try:
         while True:
             try:
-                migrate(engine)
+                migrate(engine, timescaledb=settings.timescaledb)
                 return
             except OperationalError as error:
                 log.warning("database_unreachable", error=str(error)[:200], retry_in_s=delay)

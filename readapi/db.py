@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from schema.database import create_sqlalchemy_engine, sqlalchemy_url
 from schema.settings import Settings
 from schema.tables import EPOCH, millis_to_datetime
-from schema.timescale import timescale_installed
+from schema.timescale import timescale_usable
 
 # The range a PostgreSQL timestamptz and a Python datetime share; filters outside it clamp.
 MIN_MS = -62_135_596_800_000
@@ -81,7 +81,8 @@ def open_database(settings: Settings) -> Database:
     else:
         engine = create_sqlalchemy_engine(settings)
     with engine.connect() as connection:
-        timescale = timescale_installed(connection)
+        # time_bucket only where the extension works; BEMCOM_TIMESCALEDB=off means date_bin.
+        timescale = settings.timescaledb != "off" and timescale_usable(connection)
     return Database(engine, timescale)
 
 

@@ -15,7 +15,7 @@ def migrated_engine(settings: Settings):
     from schema.migrate import migrate
 
     engine = create_sqlalchemy_engine(settings)
-    migrate(engine)
+    migrate(engine, timescaledb=settings.timescaledb)
     return engine
 
 

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     log = structlog.get_logger("schema")
     engine = create_sqlalchemy_engine(settings)
     if args.command == "migrate":
-        migrate(engine)
+        migrate(engine, timescaledb=settings.timescaledb)
         log.info("migrated", revision=current_revision(engine), postgres=settings.uses_postgres)
     else:
         print(current_revision(engine))

@@ -13,22 +13,26 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x42454D43
 
 
-def alembic_config(connection: Connection) -> Config:
+def alembic_config(connection: Connection, timescaledb: str = "auto") -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
+    # Read by the migrations that create history tables (schema.timescale.use_hypertables).
+    config.attributes["timescaledb"] = timescaledb
     return config
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade to `revision`. On PostgreSQL an advisory lock makes concurrent starts wait."""
+def migrate(engine: Engine, revision: str = "head", *, timescaledb: str = "auto") -> None:
+    """Upgrade to `revision`. On PostgreSQL an advisory lock makes concurrent starts wait.
+
+    `timescaledb` is the BEMCOM_TIMESCALEDB setting (auto or off)."""
     with engine.connect() as connection:
         postgres = connection.dialect.name == "postgresql"
         if postgres:
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             connection.commit()
         try:
-            command.upgrade(alembic_config(connection), revision)
+            command.upgrade(alembic_config(connection, timescaledb), revision)
             connection.commit()
         finally:
             if postgres:

@@ -75,6 +75,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     prometheus_multiproc_dir: str | None = None
     # Answer values exactly as sent instead of as the original answers them (issue 13).
     exact_values: bool = False
+    # auto: hypertables where TimescaleDB is installed and preloaded; off: plain tables.
+    timescaledb: str = "auto"
 
     @property
     def uses_postgres(self) -> bool:
@@ -158,6 +160,17 @@ def _listen_host(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case-insensitive); the first is the default."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return choices[0]
+    value = raw.strip().lower()
+    if value not in choices:
+        raise SettingsError(name, " or ".join(choices), raw)
+    return value
+
+
 def _root_path(env: Mapping[str, str]) -> str:
     # The original takes "bemcom/"; Litestar wants "/bemcom" and "" for the root.
     raw = (env.get("ROOT_PATH") or "").strip().strip("/")
@@ -238,4 +251,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_json=None if log_json_raw is None else _bool(env, "BEMCOM_LOG_JSON", False),
         prometheus_multiproc_dir=_str(env, "PROMETHEUS_MULTIPROC_DIR"),
         exact_values=_bool(env, "BEMCOM_EXACT_VALUES", False),
+        timescaledb=_choice(env, "BEMCOM_TIMESCALEDB", ("auto", "off")),
     )

@@ -7,6 +7,12 @@ from schema.settings import load_settings
 from schema.timescale import hypertable_statements
 
 
+def _head() -> str:
+
+
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
 def _version(connection) -> int:
     return connection.execute(text("SELECT version FROM control_plane_version")).scalar_one()
 
@@ -14,7 +20,7 @@ def _version(connection) -> int:
 def test_migrate_is_idempotent_and_seeds(settings):
     engine = create_sqlalchemy_engine(settings)
     migrate(engine)  # a second run (the fixture ran the first) changes nothing
-    assert current_revision(engine) == ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    assert current_revision(engine) == _head()
     with engine.connect() as connection:
         codenames = connection.execute(text("SELECT codename FROM auth_permission")).scalars()
         assert {"view_datapoint", "change_datapoint", "delete_connector"} <= set(codenames)

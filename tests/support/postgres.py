@@ -29,8 +29,20 @@ def _as_postgres(args: list[str]) -> list[str]:
     return args
 
 
+def timescaledb_library_installed() -> bool:
+    """TimescaleDB's files are in this PostgreSQL's library directory."""
+    return (Path(_bin("postgres")).parents[1] / "lib" / "timescaledb.so").exists()
+
+
 class PostgresProcess:
-    def __init__(self) -> None:
+    """A cluster of the test's own. `timescaledb`: preload the extension (True), or not
+    (False: the extension's files may still be installed, as on a server whose operator
+    has not preloaded it); None preloads it where it is installed, as production would."""
+
+    def __init__(self, timescaledb: bool | None = None) -> None:
+        if timescaledb is None:
+            timescaledb = timescaledb_library_installed()
+        self.timescaledb = timescaledb
         # Not under pytest's tmp_path: the postgres user must be able to reach the directory.
         self.directory = Path(tempfile.mkdtemp(prefix="bemcom-pg-"))
         self.directory.chmod(0o755)
@@ -46,6 +58,8 @@ class PostgresProcess:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        if self.timescaledb:
+            options += " -c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off"
         subprocess.run(
             _as_postgres(
                 [

@@ -5,7 +5,8 @@ Revises:
 Create Date: 2026-11-28 18:41:50.535866
 
 The tables, the triggers that bump control_plane_version whenever ingestd must follow a
-change, the permission rows, and (where TimescaleDB is installed) the hypertables.
+change, the permission rows, and (where TimescaleDB is installed and preloaded, unless
+BEMCOM_TIMESCALEDB=off) the hypertables.
 """
 
 import sqlalchemy as sa
@@ -13,7 +14,7 @@ from alembic import op
 
 import schema.tables
 from schema.tables import HISTORY_TABLES, permission_codenames
-from schema.timescale import hypertable_statements, timescale_available
+from schema.timescale import hypertable_statements, use_hypertables
 
 revision = "0001"
 down_revision = None
@@ -234,7 +235,8 @@ def upgrade() -> None:
     op.execute("INSERT INTO control_plane_version (id, version) VALUES (1, 0)")
     if bind.dialect.name == "postgresql":
         _create_postgres_triggers()
-        if timescale_available(bind):
+        mode = op.get_context().config.attributes.get("timescaledb", "auto")
+        if use_hypertables(bind, mode):
             for table in HISTORY_TABLES:
                 for statement in hypertable_statements(table):
                     op.execute(statement)
