@@ -9,7 +9,6 @@ from schema.timescale import hypertable_statements
 
 def _head() -> str:
 
-
     return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
 

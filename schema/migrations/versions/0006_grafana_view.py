@@ -1,7 +1,7 @@
 """views for Grafana: datapoints, values and last values with their names
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0005
 Create Date: 2026-12-03 19:00:00
 
 Grafana's PostgreSQL data source plots any datapoint with a plain query on these views
@@ -15,7 +15,7 @@ Grafana's PostgreSQL data source plots any datapoint with a plain query on these
 from alembic import op
 
 revision = "0006"
-down_revision = "0002"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
