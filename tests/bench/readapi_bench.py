@@ -124,10 +124,13 @@ def _seed(env: dict[str, str]) -> tuple[int, str]:
 
 
 def _rows(body: bytes) -> int:
-    """Rows in an answer: a list, a page of `results`, or a map keyed by datapoint id."""
+    """Rows in an answer: a list (history), a page of `results`, or the last values'
+    `msgs_by_datapoint_id` map."""
     answer = json.loads(body)
-    if isinstance(answer, dict) and isinstance(answer.get("results"), list):
-        return len(answer["results"])
+    if isinstance(answer, dict):
+        for key in ("results", "msgs_by_datapoint_id"):
+            if key in answer:
+                return len(answer[key])
     return len(answer)
 
 
