@@ -251,7 +251,7 @@ _INSTANCE_ATTRIBUTES = {
     "_manual_ack": bool,
     "_protocol": int,
 }
-_INSTANCE_NAMES = ("_sock", "_sockpairW", "_state", "_thread", "_msgtime_mutex")
+_INSTANCE_NAMES = ("_sock", "_sockpairW", "_state")
 _IN_PACKET_KEYS = ("command", "packet")
 
 # The probe's traffic: QoS 1 and QoS 0 PUBLISHes for the fast path, one with a property

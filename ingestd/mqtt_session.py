@@ -76,5 +76,6 @@ def start(client: mqtt.Client, settings: Settings) -> None:
 
 def network_thread(client: mqtt.Client) -> threading.Thread | None:
     """The thread loop_start() started. paho forgets it when the loop ends, for whatever
-    reason, so the caller keeps it to notice that the loop died."""
-    return client._thread
+    reason, so the caller keeps it to notice that the loop died. A private name of paho's:
+    should a release rename it, the watchdog goes without it rather than ingestd failing."""
+    return getattr(client, "_thread", None)
