@@ -31,7 +31,7 @@ class IngestDaemon:
         capacity = settings.ingestd_receive_maximum + settings.ingestd_max_batch
         self.inbox = Inbox(self.partitions, capacity)
         self.metrics.watch_queue(self.inbox.depth)
-        self.client = mqtt_session.create_client(settings)
+        self.client = mqtt_session.create_client(settings, self.metrics)
         rejections = RateLimitedLog(self.log)
         self.intake = MessageIntake(
             self.inbox,

@@ -58,6 +58,12 @@ class IngestMetrics:
         self.mqtt_connected = Gauge(
             "ingestd_mqtt_connected", "1 while connected to the broker", registry=r
         )
+        self.mqtt_fast_client = Gauge(
+            "ingestd_mqtt_fast_client",
+            "1 when the fast MQTT path passed its start-up check of paho's internals; 0 when "
+            "ingestd fell back to the stock paho client (a warning names the reason)",
+            registry=r,
+        )
         self.database_connected = Gauge(
             "ingestd_database_connected",
             "1 while the database answers (polled 4 times a second by the control plane)",

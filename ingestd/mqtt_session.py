@@ -11,20 +11,37 @@
 from __future__ import annotations
 
 import threading
+from importlib.metadata import version
 
 import paho.mqtt.client as mqtt
+import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingestd.fast_client import FastClient
+from ingestd.fast_client import FastClient, StockClient, select_client_class
+from ingestd.metrics import IngestMetrics
 from schema.settings import Settings
 
 SESSION_EXPIRY_S = 30 * 24 * 3600
 KEEPALIVE_S = 30
 
 
-def create_client(settings: Settings) -> FastClient:
-    client = FastClient(
+def create_client(
+    settings: Settings, metrics: IngestMetrics | None = None
+) -> FastClient | StockClient:
+    """The fast client when paho's internals are as it expects; stock paho, said loudly,
+    when a paho release changed one of them."""
+    client_class, problem = select_client_class()
+    if problem:
+        structlog.get_logger("ingestd").warning(
+            "mqtt_fast_client_disabled",
+            reason=problem,
+            paho_version=version("paho-mqtt"),
+            consequence="stock paho client: correct, but fewer messages per second",
+        )
+    if metrics is not None:
+        metrics.mqtt_fast_client.set(0 if problem else 1)
+    client = client_class(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=settings.ingestd_client_id,
         protocol=mqtt.MQTTv5,
@@ -59,5 +76,6 @@ def start(client: mqtt.Client, settings: Settings) -> None:
 
 def network_thread(client: mqtt.Client) -> threading.Thread | None:
     """The thread loop_start() started. paho forgets it when the loop ends, for whatever
-    reason, so the caller keeps it to notice that the loop died."""
-    return client._thread
+    reason, so the caller keeps it to notice that the loop died. A private name of paho's:
+    should a release rename it, the watchdog goes without it rather than ingestd failing."""
+    return getattr(client, "_thread", None)

@@ -1,8 +1,8 @@
 """The ceiling: a bare paho subscriber that only counts what it receives.
 
-`python -m tests.bench.ceiling PREFIX COUNT QOS PORT` prints "ready", then, once COUNT
-messages have arrived (or 120 s passed), one JSON line with the count and the time from the
-first to the last message.
+`python -m tests.bench.ceiling PREFIX COUNT QOS PORT` prints "ready" once subscribed, then,
+once COUNT messages have arrived (or 120 s passed), one JSON line with the count and the
+time from the first to the last message.
 """
 
 from __future__ import annotations
@@ -44,8 +44,7 @@ def main() -> None:
     client.connect("127.0.0.1", int(port), properties=properties)
     client.subscribe(f"{prefix}/messages/#", qos=qos)
     client.loop_start()
-    subscribed.wait(10)
-    print("ready", flush=True)
+    print("ready" if subscribed.wait(30) else "not subscribed", flush=True)
     done.wait(120)
     client.loop_stop()
     client.disconnect()

@@ -46,6 +46,15 @@ class CpuCap:
     def add(self, pid: int) -> None:
         (self.path / "cgroup.procs").write_text(str(pid))
 
+    def nr_throttled(self) -> int:
+        """Periods in which the cap held a member back: 0 means it never applied, and a
+        "capped" figure would be an uncapped one."""
+        for line in (self.path / "cpu.stat").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "nr_throttled":
+                return int(value)
+        raise OSError(f"no nr_throttled in {self.path / 'cpu.stat'}")
+
     def remove(self) -> None:
         # The members have exited by now; an empty cgroup can be removed.
         with contextlib.suppress(OSError):

@@ -17,15 +17,21 @@ import subprocess
 import time
 
 from tests.bench import cpu_cap
+from tests.bench.checks import check_rows, problems
 from tests.bench.ingest_bench import (
+    DATAPOINTS,
     MESSAGES,
+    ROUNDS,
     Database,
     _drop_session,
-    _metric,
     _publish,
-    _python,
+    ingestd_counts,
+    start_ingestd,
+    wait_subscribed,
 )
 from tests.support.broker import free_port
+
+SETTLE_S = 30.0
 
 
 def _start(database: Database, client_id: str, group: str, writers: int) -> tuple:
@@ -37,22 +43,13 @@ def _start(database: Database, client_id: str, group: str, writers: int) -> tupl
         "N_MTD_WRITE_THREADS": str(writers),
         "INGESTD_SHARE_GROUP": group,
     }
-    return _python("-m", "ingestd", env=env, stderr=subprocess.PIPE, text=True), port
-
-
-def _wait_subscribed(daemons: list[tuple]) -> None:
-    deadline = time.monotonic() + 30
-    for process, port in daemons:
-        while _metric(port, "ingestd_subscribed") != 1.0:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("ingestd did not subscribe: " + (process.stderr.read() or ""))
-            time.sleep(0.1)
+    return (*start_ingestd(env), port)
 
 
 def _stop(daemons: list[tuple]) -> None:
-    for process, _ in daemons:
+    for process, *_ in daemons:
         process.send_signal(signal.SIGTERM)
-    for process, _ in daemons:
+    for process, *_ in daemons:
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
@@ -69,17 +66,20 @@ def measure_drain(instances: int, writers: int = 1, cap_cores: float | None = No
     try:
         # Subscribe once, so the broker keeps a session per instance, then go away.
         daemons = [_start(database, cid, group, writers) for cid in client_ids]
-        _wait_subscribed(daemons)
+        wait_subscribed(daemons)
         _stop(daemons)
         publisher = _publish(database.connector, database.first_id, 1)
         published = json.loads(publisher.communicate(timeout=300)[0])
         assert database.stored() == 0
         daemons = [_start(database, cid, group, writers) for cid in client_ids]
+        applied = []
         if cap_cores is not None:
-            for process, _ in daemons:
-                caps.enter_context(cpu_cap.capped(cap_cores)).add(process.pid)
+            for process, *_ in daemons:
+                cap = caps.enter_context(cpu_cap.capped(cap_cores))
+                cap.add(process.pid)
+                applied.append(cap)
         first_at = last_change = None
-        stored = 0
+        stored, started = 0, time.monotonic()
         while stored < MESSAGES:
             now_stored = database.stored()
             now = time.monotonic()
@@ -87,14 +87,26 @@ def measure_drain(instances: int, writers: int = 1, cap_cores: float | None = No
                 first_at = now
             if now_stored != stored:
                 stored, last_change = now_stored, now
-            elif last_change is not None and now - last_change > 30:
+            elif now - (last_change or started) > SETTLE_S:
                 break
             time.sleep(0.02)
-        elapsed = last_change - first_at
+        elapsed = (last_change - first_at) if last_change and first_at else 0.0
+        # Let a duplicate or a late message land before counting (and before the stop).
+        time.sleep(1.0)
+        counts = ingestd_counts([port for _, _, port in daemons])
+        rows = check_rows(database.engine, database.first_id, DATAPOINTS, MESSAGES)
+        throttled = [cap.nr_throttled() for cap in applied]
         return {
             "msgs_per_s": round(stored / elapsed, 1) if elapsed else 0.0,
+            "published": MESSAGES,
+            "finished": stored >= MESSAGES,
+            "unfinished": f"{stored} of {MESSAGES} stored, none more for {SETTLE_S:.0f} s",
             "stored": stored,
             "lost": MESSAGES - stored,
+            **counts,
+            **rows,
+            "capped": cap_cores is not None,
+            "nr_throttled": min(throttled) if throttled else None,
             "publisher_msgs_per_s": round(published["msgs_per_s"], 1),
         }
     finally:
@@ -113,24 +125,33 @@ CAPPED_CORES = 0.25
 def _compare(label: str, rounds: int, cap_cores: float | None) -> dict:
     """One and two instances alternate, so both see the same machine."""
     one, two = [], []
-    for _ in range(rounds):
+    found = []
+    for number in range(1, rounds + 1):
         one.append(measure_drain(1, writers=2, cap_cores=cap_cores))
         two.append(measure_drain(2, writers=1, cap_cores=cap_cores))
+        found += problems(f"{label} one instance (round {number})", one[-1])
+        found += problems(f"{label} two instances (round {number})", two[-1])
     best_one = max(one, key=lambda r: r["msgs_per_s"])
     best_two = max(two, key=lambda r: r["msgs_per_s"])
     return {
         f"{label}_one_instance_msgs_per_s": best_one["msgs_per_s"],
         f"{label}_two_instances_msgs_per_s": best_two["msgs_per_s"],
-        f"{label}_two_vs_one": round(best_two["msgs_per_s"] / best_one["msgs_per_s"], 3),
+        f"{label}_two_vs_one": round(best_two["msgs_per_s"] / best_one["msgs_per_s"], 3)
+        if best_one["msgs_per_s"]
+        else None,
         f"{label}_lost": sum(r["lost"] for r in one + two),
+        **({f"{label}_nr_throttled": [r["nr_throttled"] for r in one + two]} if cap_cores else {}),
+        "problems": found,
     }
 
 
-def run(rounds: int = 2) -> dict:
+def run(rounds: int = ROUNDS) -> dict:
     """Uncapped: what this machine does. Capped: what a second host adds."""
     results = _compare("drain_pg_qos1", rounds, cap_cores=None)
     if cpu_cap.available():
-        results.update(_compare("drain_pg_qos1_capped", rounds, cap_cores=CAPPED_CORES))
+        capped = _compare("drain_pg_qos1_capped", rounds, cap_cores=CAPPED_CORES)
+        capped["problems"] = results["problems"] + capped["problems"]
+        results.update(capped)
     else:
         results["drain_pg_qos1_capped"] = "skipped: no writable cgroup cpu controller"
     return results

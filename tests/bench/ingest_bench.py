@@ -1,7 +1,15 @@
 """End-to-end ingest benchmark: a publisher process -> Mosquitto -> ingestd -> database.
 
-Every figure is measured in the same run as its baseline, the rate at which a bare paho
-subscriber receives the same stream (the ceiling of a Python MQTT client here).
+Every figure is measured in the same run as its baselines: the rate at which a bare paho
+subscriber receives the same stream (the ceiling of a Python MQTT client here), and the
+rate of ingestd's own client and session settings with a no-op commit (tests.bench.
+client_ceiling): the gap between ingestd and that second ceiling is what storing costs,
+the gap between the two ceilings what ingestd's client and session cost.
+
+Every run is checked (tests.bench.checks) and `run` returns the reasons a figure cannot be
+trusted under "problems"; `make bench` fails on any.
+
+BENCH_MESSAGES (200,000) and BENCH_ROUNDS (2) make a shorter run for a quick check.
 """
 
 from __future__ import annotations
@@ -24,12 +32,14 @@ from schema import tables as t
 from schema.database import create_sqlalchemy_engine
 from schema.migrate import migrate
 from schema.settings import load_settings
+from tests.bench.checks import StderrTail, check_rows, problems
 from tests.support.broker import free_port
 
 PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
 # Set by __main__ to a private Mosquitto configured like deploy/mosquitto.conf.
 MQTT_PORT = os.environ.get("BENCH_MQTT_PORT", "1883")
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "200000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 DATAPOINTS = 1000
 SETTLE_S = 30.0
 
@@ -120,6 +130,18 @@ def _metric(port: int, name: str) -> float | None:
     return None
 
 
+def _metric_total(port: int, name: str) -> float | None:
+    """The sum over every label set of one metric, or None when /metrics does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            lines = response.read().decode().splitlines()
+    except OSError:
+        return None
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith((name + "{", name + " "))
+    )
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -142,6 +164,34 @@ def _publish(prefix: str, first_id: int, qos: int) -> subprocess.Popen:
     )
 
 
+def start_ingestd(env: dict) -> tuple[subprocess.Popen, StderrTail]:
+    process = _python("-m", "ingestd", env=env, stderr=subprocess.PIPE, text=True)
+    return process, StderrTail(process)
+
+
+def wait_subscribed(daemons: list[tuple]) -> None:
+    """daemons: (process, stderr tail, metrics port, ...) each."""
+    deadline = time.monotonic() + 30
+    for process, tail, port, *_ in daemons:
+        while _metric(port, "ingestd_subscribed") != 1.0:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("ingestd did not subscribe: " + tail.text())
+            time.sleep(0.1)
+
+
+def ingestd_counts(ports: list[int]) -> dict:
+    """ingestd's own counters, summed over the instances, read before they stop."""
+    stored = [_metric_total(port, "ingestd_messages_stored_total") for port in ports]
+    rejected = [_metric_total(port, "ingestd_messages_rejected_total") for port in ports]
+    if None in stored or None in rejected:
+        return {"errors": ["ingestd's /metrics did not answer after the run"]}
+    counts = {"stored_counted": int(sum(stored)), "rejected": int(sum(rejected))}
+    if any(_metric(port, "ingestd_mqtt_fast_client") != 1.0 for port in ports):
+        # Every figure here is the fast path's; the stock client's would be another one.
+        counts["errors"] = ["ingestd ran stock paho (ingestd_mqtt_fast_client is not 1)"]
+    return counts
+
+
 def measure_ingest(backend: str, qos: int, writers: int = 2, instances: int = 1) -> dict:
     """Publish MESSAGES and time until all are committed by `instances` ingestd processes
     (more than one share the stream through an MQTT shared subscription)."""
@@ -157,17 +207,9 @@ def measure_ingest(backend: str, qos: int, writers: int = 2, instances: int = 1)
             "N_MTD_WRITE_THREADS": str(writers),
             "INGESTD_SHARE_GROUP": group,
         }
-        process = _python("-m", "ingestd", env=env, stderr=subprocess.PIPE, text=True)
-        daemons.append((process, metrics_port, env["INGESTD_CLIENT_ID"]))
+        daemons.append((*start_ingestd(env), metrics_port, env["INGESTD_CLIENT_ID"]))
     try:
-        deadline = time.monotonic() + 30
-        for process, metrics_port, _ in daemons:
-            while _metric(metrics_port, "ingestd_subscribed") != 1.0:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(
-                        "ingestd did not subscribe: " + (process.stderr.read() or "")
-                    )
-                time.sleep(0.1)
+        wait_subscribed(daemons)
         publisher = _publish(database.connector, database.first_id, qos)
         stored, last_change, finished_at = 0, time.monotonic(), None
         while True:
@@ -182,19 +224,28 @@ def measure_ingest(backend: str, qos: int, writers: int = 2, instances: int = 1)
                 break
             time.sleep(0.05)
         published = json.loads(publisher.communicate(timeout=120)[0])
-        rss = max(_peak_rss_mb(process.pid) for process, _, _ in daemons)
+        # Let a duplicate or a late message land before counting (and before the stop).
+        time.sleep(1.0)
+        counts = ingestd_counts([port for _, _, port, _ in daemons])
+        rows = check_rows(database.engine, database.first_id, DATAPOINTS, MESSAGES)
+        rss = max(_peak_rss_mb(process.pid) for process, *_ in daemons)
         elapsed = (finished_at or time.time()) - published["started_at"]
         return {
             "msgs_per_s": round(stored / elapsed, 1),
+            "published": MESSAGES,
+            "finished": finished_at is not None,
+            "unfinished": f"{stored} of {MESSAGES} stored, none more for {SETTLE_S:.0f} s",
             "stored": stored,
             "lost": MESSAGES - stored,
+            **counts,
+            **rows,
             "peak_rss_mb": round(rss, 1),
             "publisher_msgs_per_s": round(published["msgs_per_s"], 1),
         }
     finally:
-        for process, _, _ in daemons:
+        for process, *_ in daemons:
             process.send_signal(signal.SIGTERM)
-        for process, _, client_id in daemons:
+        for process, _, _, client_id in daemons:
             try:
                 process.wait(30)
             except subprocess.TimeoutExpired:
@@ -213,27 +264,42 @@ def _drop_session(client_id: str) -> None:
     client.disconnect()
 
 
-def measure_ceiling(qos: int) -> dict:
+def measure_ceiling(qos: int, counter_module: str = "tests.bench.ceiling") -> dict:
+    """The rate at which a subscriber that stores nothing receives the stream: the bare paho
+    one (tests.bench.ceiling) or one with ingestd's client (tests.bench.client_ceiling)."""
     prefix = f"ceiling-{secrets.token_hex(4)}"
     counter = _python(
         "-m",
-        "tests.bench.ceiling",
+        counter_module,
         prefix,
         str(MESSAGES),
         str(qos),
         MQTT_PORT,
+        "1",
+        str(DATAPOINTS),
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
-    assert counter.stdout.readline().strip() == "ready"
+    tail = StderrTail(counter)
+    ready = counter.stdout.readline().strip()
+    if ready != "ready":
+        counter.kill()
+        raise RuntimeError(f"{counter_module} did not subscribe: {ready!r} {tail.text()}")
     publisher = _publish(prefix, 1, qos)
     published = json.loads(publisher.communicate(timeout=180)[0])
     received = json.loads(counter.communicate(timeout=180)[0])
     elapsed = received["last_at"] - published["started_at"]
     return {
         "msgs_per_s": round(received["received"] / elapsed, 1),
+        "published": MESSAGES,
         "received": received["received"],
+        "finished": received["received"] >= MESSAGES,
+        "unfinished": f"{received['received']} of {MESSAGES} received within its deadline",
         "publisher_msgs_per_s": round(published["msgs_per_s"], 1),
+        "errors": []
+        if received.get("fast_client", True)
+        else ["ingestd's client fell back to stock paho (see its warning)"],
     }
 
 
@@ -244,17 +310,35 @@ def _best(runs: list[dict]) -> dict:
     return {**best, "lost": sum(r.get("lost", 0) for r in runs)}
 
 
-def run(rounds: int = 2) -> dict:
+KINDS = {
+    "c0": "bare paho subscriber, QoS 0",
+    "pg0": "ingestd PostgreSQL, QoS 0",
+    "c1": "bare paho subscriber, QoS 1",
+    "i1": "ingestd's client with a no-op commit, QoS 1",
+    "pg1": "ingestd PostgreSQL, QoS 1",
+    "sq0": "ingestd SQLite, QoS 0",
+    "pg0x2": "two ingestd instances PostgreSQL, QoS 0",
+}
+
+
+def run(rounds: int = ROUNDS) -> dict:
     """Ceilings and ingest runs alternate, so both see the same machine."""
-    runs: dict[str, list[dict]] = {k: [] for k in ("c0", "pg0", "c1", "pg1", "sq0", "pg0x2")}
+    runs: dict[str, list[dict]] = {k: [] for k in KINDS}
     for _ in range(rounds):
         runs["c0"].append(measure_ceiling(0))
         runs["pg0"].append(measure_ingest("postgres", 0))
         runs["c1"].append(measure_ceiling(1))
+        runs["i1"].append(measure_ceiling(1, "tests.bench.client_ceiling"))
         runs["pg1"].append(measure_ingest("postgres", 1))
         runs["sq0"].append(measure_ingest("sqlite", 0))
         runs["pg0x2"].append(measure_ingest("postgres", 0, writers=1, instances=2))
-    ceiling_0, pg_0, ceiling_1, pg_1, sqlite_0, pg_0_two = (_best(runs[k]) for k in runs)
+    found = [
+        problem
+        for kind, kind_runs in runs.items()
+        for number, one in enumerate(kind_runs, 1)
+        for problem in problems(f"{KINDS[kind]} (round {number})", one)
+    ]
+    ceiling_0, pg_0, ceiling_1, client_1, pg_1, sqlite_0, pg_0_two = (_best(runs[k]) for k in runs)
     return {
         "messages": MESSAGES,
         "datapoints": DATAPOINTS,
@@ -263,8 +347,13 @@ def run(rounds: int = 2) -> dict:
         "ingest_sqlite_qos0_msgs_per_s": sqlite_0["msgs_per_s"],
         "paho_ceiling_qos0_msgs_per_s": ceiling_0["msgs_per_s"],
         "paho_ceiling_qos1_msgs_per_s": ceiling_1["msgs_per_s"],
+        "ingestd_client_ceiling_qos1_msgs_per_s": client_1["msgs_per_s"],
         "ingest_pg_qos0_vs_ceiling": round(pg_0["msgs_per_s"] / ceiling_0["msgs_per_s"], 3),
         "ingest_pg_qos1_vs_ceiling": round(pg_1["msgs_per_s"] / ceiling_1["msgs_per_s"], 3),
+        "ingest_pg_qos1_vs_client_ceiling": round(pg_1["msgs_per_s"] / client_1["msgs_per_s"], 3),
+        "client_ceiling_qos1_vs_ceiling": round(
+            client_1["msgs_per_s"] / ceiling_1["msgs_per_s"], 3
+        ),
         "ceiling_qos0_received": ceiling_0["received"],
         "ceiling_qos1_received": ceiling_1["received"],
         "ingest_pg_qos0_two_instances_msgs_per_s": pg_0_two["msgs_per_s"],
@@ -273,8 +362,11 @@ def run(rounds: int = 2) -> dict:
             pg_0["peak_rss_mb"], pg_1["peak_rss_mb"], sqlite_0["peak_rss_mb"]
         ),
         "publisher_qos0_msgs_per_s": pg_0["publisher_msgs_per_s"],
+        "problems": found,
     }
 
 
 if __name__ == "__main__":
-    print(json.dumps(run()))
+    results = run()
+    print(json.dumps(results))
+    sys.exit(1 if results["problems"] else 0)

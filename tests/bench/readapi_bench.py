@@ -7,6 +7,7 @@ Figures (p50 over a bounded number of requests, measured at the client):
 - basic_auth_overhead_ms: p50 of a small request with Basic minus the same with Bearer,
   once the Basic credential was verified (and cached);
 - readapi_peak_rss_mb: the worker's VmHWM after all of it.
+Every answer must hold the rows seeded (10,000, 100, 1); a short one fails the run.
 
 `python -m tests.bench.readapi_bench` runs it alone and prints the dict as JSON.
 """
@@ -35,7 +36,7 @@ PG_USER = os.environ.get("BEMCOM_TEST_PG_USER", "postgres")
 DATAPOINTS = 100
 HISTORY_ROWS = 10_000
 WARMUP = 20
-REQUESTS = 200
+REQUESTS = int(os.environ.get("BENCH_READAPI_REQUESTS", "200"))
 
 
 def _admin() -> psycopg.Connection:
@@ -122,7 +123,22 @@ def _seed(env: dict[str, str]) -> tuple[int, str]:
     return ids[0], token
 
 
-def _p50_ms(connection: http.client.HTTPConnection, path: str, headers: dict, count: int) -> float:
+def _rows(body: bytes) -> int:
+    """Rows in an answer: a list (history), a page of `results`, or the last values'
+    `msgs_by_datapoint_id` map."""
+    answer = json.loads(body)
+    if isinstance(answer, dict):
+        for key in ("results", "msgs_by_datapoint_id"):
+            if key in answer:
+                return len(answer[key])
+    return len(answer)
+
+
+def _p50_ms(
+    connection: http.client.HTTPConnection, path: str, headers: dict, count: int, rows: int
+) -> float:
+    """p50 of `count` GETs of path, each of which must answer 200 with `rows` rows: a fast
+    answer that is short (a wrong filter, an empty seed) is not a figure."""
     timings = []
     for _ in range(WARMUP + count):
         started = time.perf_counter()
@@ -133,6 +149,9 @@ def _p50_ms(connection: http.client.HTTPConnection, path: str, headers: dict, co
         if response.status != 200:
             raise RuntimeError(f"GET {path} answered {response.status}: {body[:200]!r}")
         timings.append(elapsed)
+    answered = _rows(body)
+    if answered != rows:
+        raise RuntimeError(f"GET {path} answered {answered} rows, not {rows}")
     return round(statistics.median(timings[WARMUP:]) * 1000, 3)
 
 
@@ -166,15 +185,15 @@ def run() -> dict:
             "Authorization": "Basic " + base64.b64encode(b"bench:bench-password").decode(),
             "Host": "localhost",
         }
-        history = _p50_ms(connection, f"/datapoint/{big_id}/value/", bearer, REQUESTS)
-        last_value = _p50_ms(connection, "/datapoint/last_value/", bearer, REQUESTS)
+        history = _p50_ms(connection, f"/datapoint/{big_id}/value/", bearer, REQUESTS, HISTORY_ROWS)
+        last_value = _p50_ms(connection, "/datapoint/last_value/", bearer, REQUESTS, DATAPOINTS)
         small = f"/datapoint/last_value/?datapoint__id__in={big_id}"
         # Interleaved rounds, so drift (CPU frequency, other load) hits both alike.
         bearer_p50 = []
         basic_p50 = []
         for _ in range(5):
-            bearer_p50.append(_p50_ms(connection, small, bearer, REQUESTS // 2))
-            basic_p50.append(_p50_ms(connection, small, basic, REQUESTS // 2))
+            bearer_p50.append(_p50_ms(connection, small, bearer, REQUESTS // 2, 1))
+            basic_p50.append(_p50_ms(connection, small, basic, REQUESTS // 2, 1))
         overhead = statistics.median(basic_p50) - statistics.median(bearer_p50)
         connection.close()
         return {
