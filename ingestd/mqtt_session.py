@@ -17,6 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingestd.fast_client import FastClient
+from schema.broker_security import configure_client
 from schema.settings import Settings
 
 SESSION_EXPIRY_S = 30 * 24 * 3600
@@ -33,8 +34,7 @@ def create_client(settings: Settings) -> FastClient:
     client.reconnect_delay_set(min_delay=1, max_delay=5)
     # Outgoing: datapoint maps at QoS 2; let paho queue as many as the control plane needs.
     client.max_queued_messages_set(0)
-    if settings.mqtt_username:
-        client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+    configure_client(client, settings)
     return client
 
 

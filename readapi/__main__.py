@@ -53,7 +53,10 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from readapi.http_protocol import DeadlineH11Protocol
+    from schema.broker_security import broker_refused_at_start
 
+    if broker_refused_at_start(settings):
+        return 2
     prepare_in_child(settings)
     # Prometheus multiprocess mode: every worker writes its samples under this directory.
     # It must be in the environment before prometheus_client is imported by a worker.
