@@ -56,8 +56,8 @@ def test_ingestd_stores_values_over_tls_with_a_password(db_env, unique_name, sec
         engine.dispose()
 
 
-def test_a_ca_that_did_not_sign_the_broker_exits_2(db_env, secured: Secured):
-    env = {**db_env, **secured.env(), "MQTT_BROKER_CA_FILE": str(secured.other_ca)}
+def test_a_ca_that_did_not_sign_the_broker_exits_2(sqlite_env, secured: Secured):
+    env = {**sqlite_env, **secured.env(), "MQTT_BROKER_CA_FILE": str(secured.other_ca)}
     assert_refused(run_refused("ingestd", env), "MQTT_BROKER_CA_FILE")
 
 
