@@ -15,6 +15,7 @@ from tests.support.ingest import create_connector, create_datapoints, value_rows
 from tests.support.secured_broker import Secured, assert_refused, run_refused, secured
 
 __all__ = ["secured"]
+COUNT = 1000
 
 
 def test_ingestd_stores_values_over_tls_with_a_password(db_env, unique_name, secured: Secured):
@@ -31,18 +32,22 @@ def test_ingestd_stores_values_over_tls_with_a_password(db_env, unique_name, sec
         ingestd = IngestdProcess(env)
         client = secured.client()
         try:
-            for n in range(20):
-                for sensor in sensors:
-                    info = client.publish(
-                        f"{unique_name}/messages/{sensor}/value",
-                        json.dumps({"value": n + 0.5, "timestamp": 1_700_000_000_000 + n}),
-                        qos=1,
-                    )
-                    info.wait_for_publish(30)
+            # Enough that TLS records carry many packets each (the fast client's chunked reads).
+            infos = [
+                client.publish(
+                    f"{unique_name}/messages/{sensor}/value",
+                    json.dumps({"value": n + 0.5, "timestamp": 1_700_000_000_000 + n}),
+                    qos=1,
+                )
+                for n in range(COUNT)
+                for sensor in sensors
+            ]
+            for info in infos:
+                info.wait_for_publish(30)
             for sensor in sensors:
-                wait_for(lambda s=sensor: len(value_rows(engine, s)) == 20, timeout=30)
-            assert [row[1] for row in value_rows(engine, sensors[0])] == [
-                n + 0.5 for n in range(20)
+                wait_for(lambda s=sensor: len(value_rows(engine, s)) == COUNT, timeout=30)
+            assert [row[1] for row in value_rows(engine, sensors[1])] == [
+                n + 0.5 for n in range(COUNT)
             ]
         finally:
             client.disconnect()
