@@ -6,9 +6,11 @@ and the console scripts of an installed package."""
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,46 @@ def test_console_scripts_are_installed():
         timeout=60,
     )
     assert result.returncode == 2 and "LOGLEVEL" in result.stderr, result.stderr
+
+
+def _answer_prompts(process: subprocess.Popen, master: int, answers: list[str]) -> None:
+    """Type each answer once its prompt is on stderr: getpass flushes what is typed ahead."""
+    seen = b""
+    for number, answer in enumerate(answers, start=1):
+        deadline = time.monotonic() + 30
+        while seen.count(b"Password") < number:
+            assert time.monotonic() < deadline, seen
+            ready, _, _ = select.select([process.stderr], [], [], 1)
+            if ready:
+                chunk = os.read(process.stderr.fileno(), 4096)
+                assert chunk, f"exited before prompt {number}: {seen!r}"
+                seen += chunk
+        os.write(master, answer.encode() + b"\n")
+
+
+def test_password_prompt_on_a_terminal(sqlite_scene: Scene, make_client: ClientFactory):
+    def create(username: str, answers: list[str]) -> subprocess.CompletedProcess:
+        master, slave = os.openpty()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "readapi", "users", "create", username],
+            cwd=ROOT,
+            env={**os.environ, **sqlite_scene.env},
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # no controlling terminal: getpass uses the pty on stdin
+        )
+        os.close(slave)
+        try:
+            _answer_prompts(process, master, answers)
+            out, err = process.communicate(timeout=60)
+        finally:
+            os.close(master)
+        return subprocess.CompletedProcess(
+            process.args, process.returncode, out.decode(), err.decode()
+        )
+
+    refused(create("fred", ["one", "two"]), "the two passwords differ")
+    ok(create("fred", ["typed-pw", "typed-pw"]))
+    client = make_client(sqlite_scene, auth=basic("fred", "typed-pw"))
+    assert client.get("/datapoint/").status_code == 403  # known, without permission
