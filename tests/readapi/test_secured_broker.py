@@ -20,12 +20,14 @@ __all__ = ["secured"]
 
 def test_readapi_publishes_a_setpoint_over_tls(scene: Scene, secured: Secured, tmp_path):
     port = free_port()
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
     env = {
         **os.environ,
         **scene.env,
         **secured.env(),
         "BEMCOM_HTTP_PORT": str(port),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
     topic = f"{scene.connector_name}/messages/101/setpoint"
     subscriber, messages = secured.subscriber(topic)
