@@ -10,6 +10,7 @@ import sys
 import structlog
 
 from demo.connector import DemoConnector
+from schema.broker_security import broker_refused_at_start
 from schema.log_setup import configure_logging
 from schema.settings import SettingsError, load_settings
 
@@ -32,14 +33,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     configure_logging(settings)
+    if broker_refused_at_start(settings):
+        return 2
     connector = DemoConnector(
         args.name,
         settings.mqtt_broker_host,
         settings.mqtt_broker_port,
         value_interval_s=args.interval,
         heartbeat_interval_s=args.heartbeat,
-        username=settings.mqtt_username,
-        password=settings.mqtt_password,
+        settings=settings,
     )
 
     signal.signal(signal.SIGTERM, lambda _s, _f: connector.request_stop())

@@ -17,7 +17,9 @@ import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 
 from demo.building import Building
+from schema.broker_security import configure_client
 from schema.protocol import HeartbeatMessage, LogMessage, ValueMessage
+from schema.settings import Settings
 
 log = structlog.get_logger("demo")
 
@@ -65,8 +67,7 @@ class DemoConnector:
         port: int,
         value_interval_s: float = 5.0,
         heartbeat_interval_s: float = 10.0,
-        username: str | None = None,
-        password: str | None = None,
+        settings: Settings | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.name = name
@@ -87,8 +88,8 @@ class DemoConnector:
             client_id=f"{name}-demo-connector",
             protocol=mqtt.MQTTv5,
         )
-        if username:
-            self.client.username_pw_set(username, password)
+        if settings is not None:
+            configure_client(self.client, settings)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         # Reconnect on its own after a broker restart; the retained map comes back with it.

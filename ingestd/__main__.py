@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from ingestd.daemon import FAILED_EXIT_CODE, IngestDaemon
 from ingestd.identity import client_id_for
+from schema.broker_security import broker_refused_at_start
 from schema.database import create_sqlalchemy_engine
 from schema.log_setup import configure_logging
 from schema.migrate import migrate
@@ -49,6 +50,8 @@ def main() -> int:
     settings = msgspec.structs.replace(
         settings, ingestd_client_id=client_id_for(settings, os.environ, socket.gethostname())
     )
+    if broker_refused_at_start(settings):
+        return 2
     migrate_when_reachable(settings, log)
     daemon = IngestDaemon(settings)
     stop_requested = threading.Event()

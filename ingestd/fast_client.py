@@ -21,7 +21,6 @@ import contextlib
 import inspect
 import select
 import socket
-import ssl
 import struct
 import threading
 import time
@@ -118,14 +117,15 @@ class FastClient(mqtt.Client):
         kernel send a reset, on which the broker drops what it had not read yet: the last
         PUBACKs, so messages committed before a clean stop came again after the restart.
         Instead: end our direction, read until the broker closes its own (it does on
-        DISCONNECT), then close. Only for a stop we asked for, on a plain TCP socket.
+        DISCONNECT), then close. Only for a stop we asked for. On a TLS socket shutdown()
+        drops the TLS layer first (no close_notify: the broker has our DISCONNECT already),
+        and what still arrives is read raw and discarded, which is all the drain needs.
         """
         sock = self._sock
         if (
             sock is not None
             and self._state == mqtt._ConnectionState.MQTT_CS_DISCONNECTING
             and isinstance(sock, socket.socket)
-            and not isinstance(sock, ssl.SSLSocket)
         ):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_WR)

@@ -20,6 +20,7 @@ from paho.mqtt.properties import Properties
 
 from ingestd.fast_client import FastClient, StockClient, select_client_class
 from ingestd.metrics import IngestMetrics
+from schema.broker_security import configure_client
 from schema.settings import Settings
 
 SESSION_EXPIRY_S = 30 * 24 * 3600
@@ -50,8 +51,7 @@ def create_client(
     client.reconnect_delay_set(min_delay=1, max_delay=5)
     # Outgoing: datapoint maps at QoS 2; let paho queue as many as the control plane needs.
     client.max_queued_messages_set(0)
-    if settings.mqtt_username:
-        client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+    configure_client(client, settings)
     return client
 
 

@@ -5,6 +5,8 @@ python -m readapi createuser NAME     create or reset a user (password from --pa
                                       or stdin), optionally --superuser / --permission;
                                       --keep-existing leaves an existing user alone
 python -m readapi createtoken NAME    print a new API token for a user
+python -m readapi users ...           list|create|deactivate|activate|set-password|grant|revoke
+python -m readapi tokens ...          list|create|revoke (see readapi/cli/)
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import shutil
 import sys
 import tempfile
 
+import msgspec
 import structlog
 
+from readapi.cli import tokens, users
+from readapi.cli.common import USAGE_ERROR, CommandError
 from readapi.startup import migrated_engine
 from schema.log_setup import configure_logging
 from schema.settings import Settings, SettingsError, load_settings
@@ -54,7 +59,10 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     from readapi.http_protocol import DeadlineH11Protocol
+    from schema.broker_security import broker_refused_at_start
 
+    if broker_refused_at_start(settings):
+        return 2
     prepare_in_child(settings)
     # Prometheus multiprocess mode: every worker writes its samples under this directory.
     # It must be in the environment before prometheus_client is imported by a worker.
@@ -151,6 +159,16 @@ def create_token_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def admin_command(settings: Settings, args: argparse.Namespace) -> int:
+    command = users if args.command == "users" else tokens
+    try:
+        print(command.run(settings, args))
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m readapi")
     sub = parser.add_subparsers(dest="command")
@@ -174,17 +192,24 @@ def main(argv: list[str] | None = None) -> int:
     token = sub.add_parser("createtoken", help="print a new API token for a user")
     token.add_argument("username")
     token.add_argument("--label", default="createtoken")
+    users.add_parser(sub)
+    tokens.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         settings = load_settings(os.environ)
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
+    if args.command in ("users", "tokens") and settings.loglevel in ("DEBUG", "INFO"):
+        # The command's answer is its output; the migration check's INFO lines are noise there.
+        settings = msgspec.structs.replace(settings, loglevel="WARNING")
     configure_logging(settings)
     if args.command == "createuser":
         return create_user_command(settings, args)
     if args.command == "createtoken":
         return create_token_command(settings, args)
+    if args.command in ("users", "tokens"):
+        return admin_command(settings, args)
     return serve(settings)
 
 

@@ -9,6 +9,7 @@ import threading
 import paho.mqtt.client as mqtt
 import structlog
 
+from schema.broker_security import configure_client
 from schema.settings import Settings
 
 log = structlog.get_logger("readapi.mqtt")
@@ -29,8 +30,7 @@ class Publisher:
             client_id=f"bemcom-readapi-{os.getpid()}-{secrets.token_hex(3)}",
             clean_session=True,
         )
-        if settings.mqtt_username:
-            self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+        configure_client(self.client, settings)
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
         self.connected = threading.Event()
         self.client.on_connect = self._on_connect

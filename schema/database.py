@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
@@ -77,8 +78,13 @@ def prepare_sqlite_location(settings: Settings) -> None:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     _narrow(directory, 0o700)
     path = settings.sqlite_path
-    # O_CREAT with 0600 before SQLite opens it: SQLite itself would create it 0644.
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    # O_CREAT with 0600 before SQLite opens it: SQLite itself would create it 0644. Only when
+    # it is missing: closing any descriptor of the file drops every POSIX lock this process
+    # holds on it, so opening an existing database here would release the locks of its open
+    # connections, and another process's checkpoint then fails them with "disk I/O error".
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     for companion in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if companion.exists():
             _narrow(companion, 0o600)

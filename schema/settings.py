@@ -30,6 +30,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mqtt_broker_port: int = 1883
     mqtt_username: str | None = None
     mqtt_password: str | None = None
+    # TLS to the broker; verification on unless mqtt_broker_tls_insecure (tests only).
+    mqtt_broker_tls: bool = False
+    mqtt_broker_ca_file: str | None = None
+    mqtt_broker_cert_file: str | None = None
+    mqtt_broker_key_file: str | None = None
+    mqtt_broker_tls_insecure: bool = False
     activate_control_extension: bool = False
     activate_history_extension: bool = False
     loglevel: str = "INFO"
@@ -211,6 +217,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         mqtt_broker_port=_int(env, "MQTT_BROKER_PORT", 1883, 1, 65535),
         mqtt_username=_str(env, "MQTT_BROKER_USERNAME"),
         mqtt_password=_str(env, "MQTT_BROKER_PASSWORD"),
+        mqtt_broker_tls=_bool(env, "MQTT_BROKER_TLS", False),
+        mqtt_broker_ca_file=_str(env, "MQTT_BROKER_CA_FILE"),
+        mqtt_broker_cert_file=_str(env, "MQTT_BROKER_CERT_FILE"),
+        mqtt_broker_key_file=_str(env, "MQTT_BROKER_KEY_FILE"),
+        mqtt_broker_tls_insecure=_bool(env, "MQTT_BROKER_TLS_INSECURE", False),
         activate_control_extension=_bool(env, "ACTIVATE_CONTROL_EXTENSION", False),
         activate_history_extension=_bool(env, "ACTIVATE_HISTORY_EXTENSION", False),
         loglevel=loglevel,
