@@ -135,8 +135,13 @@ def test_newcomer_sets_up_a_connector(served: str, tmp_path: Path, unique_name: 
             link = page.locator("tr", has_text="room_temperature").locator("a.small")
             link.click()
             expect(page.locator("#last-value")).to_contain_text("21.")
-            time.sleep(1.2)  # a few more values for the plot
-            page.reload()
+            # The plot needs a few values: reload until the connector has sent them (it sends
+            # every few hundred ms, slower on a loaded machine).
+            deadline = time.monotonic() + 30
+            while page.locator("svg.bemcom-plot").count() == 0:
+                assert time.monotonic() < deadline, "the plot never appeared"
+                time.sleep(0.7)
+                page.reload()
             expect(page.locator("svg.bemcom-plot")).to_be_visible()
             page.screenshot(path=shots / "08-datapoint.png", full_page=True)
 

@@ -4,6 +4,7 @@ pin and hash for hash. (`make smoke` proves the runtime lock starts the service.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tomllib
@@ -90,9 +91,13 @@ def test_dev_lock_holds_the_runtime_set_unchanged_plus_the_test_tools():
 
 def make_dry_run(target: str) -> str:
     # A venv path that does not exist: make prints every step a fresh machine would run.
+    # Under `make test` the parent's MAKELEVEL and MAKEFLAGS would make this one print
+    # "Entering/Leaving directory" lines around the steps: start it as a user would.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     done = subprocess.run(
-        ["make", "-n", target, "VENV=/nonexistent/venv"],
+        ["make", "--no-print-directory", "-n", target, "VENV=/nonexistent/venv"],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
