@@ -109,6 +109,8 @@ class RequestMetrics:
 
     async def start(self) -> None:
         """Sample this worker's memory every few seconds, for as long as the worker runs."""
+        # At once, so that a scrape right after start-up never reads the gauge's initial 0.
+        self.sample_memory()
         self._memory_task = asyncio.get_running_loop().create_task(self._sample_memory_forever())
 
     async def stop(self) -> None:

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,16 +182,22 @@ def test_every_metric_of_the_dashboards_and_rules_exists(services):
 
 
 def test_readapi_reports_each_workers_memory(services):
-    text = both_expositions(services)
-    samples = [
-        sample
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "readapi_worker_resident_memory_bytes"
-    ]
     children = Path(f"/proc/{services['readapi_pid']}/task/{services['readapi_pid']}/children")
     workers = {pid for pid in children.read_text().split()}
-    by_pid = {sample.labels["pid"]: sample.value for sample in samples}
+    # Both workers have sampled once they have started; on a loaded machine the second may
+    # still be starting when the first answers.
+    deadline = time.monotonic() + 30
+    while True:
+        samples = [
+            sample
+            for family in text_string_to_metric_families(both_expositions(services))
+            for sample in family.samples
+            if sample.name == "readapi_worker_resident_memory_bytes"
+        ]
+        by_pid = {sample.labels["pid"]: sample.value for sample in samples}
+        if (len(by_pid) == 2 and all(by_pid.values())) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert set(by_pid) <= workers and len(by_pid) == 2, (by_pid, workers)
     for pid, value in by_pid.items():
         status = Path(f"/proc/{pid}/status").read_text()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import structlog
 from litestar.testing import TestClient
 
+from backup import restore_job
 from backup.api import Api
 from backup.restore_job import restore_metadata
 from tests.readapi.conftest import Scene
@@ -63,15 +65,16 @@ def test_connector_create_answers_400_saying_what_is_wrong(scene: Scene, client:
         assert words in body["name"][0], (name, body)
     # A lone surrogate, as JSON can spell it, is not UTF-8: 400, never 500.
     answer = client.post("/connector/", content=b'{"name": "s\\ud800"}', headers=JSON)
+    # Refused with the body, before any field is read (readapi/body.py).
     assert answer.status_code == 400, answer.text
-    assert "lone surrogate U+D800" in answer.json()["name"][0]
+    assert "lone surrogate" in answer.text
     assert _connector_count(scene) == before
     fine = client.post("/connector/", content=json.dumps({"name": "Grüße 2"}), headers=JSON)
     assert fine.status_code == 201, fine.text
 
 
 def test_datapoint_post_and_restore_do_not_create_a_refused_connector(
-    scene: Scene, client: TestClient
+    scene: Scene, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ):
     before = _connector_count(scene)
     items = [
@@ -97,6 +100,9 @@ def test_datapoint_post_and_restore_do_not_create_a_refused_connector(
         {"id": 7, "connector": {"name": "x\ufffe"}, "key_in_connector": "a", "type": "sensor"},
         {"id": 8, "connector": {"name": "restored"}, "key_in_connector": "b", "type": "sensor"},
     ]
+    # A logger used earlier in this process is cached with the processors of that time, and
+    # capture_logs cannot see it: restore logs through a fresh one here.
+    monkeypatch.setattr(restore_job, "log", structlog.get_logger("restore"))
     with structlog.testing.capture_logs() as logs:
         mapping = restore_metadata(api, raw, activate=True, create=True, constrained=False)
     assert list(mapping) == [8]
