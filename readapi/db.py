@@ -53,12 +53,6 @@ class Database:
             return EPOCH + timedelta(milliseconds=ms)
         return ms
 
-    def time_ms_sql(self, column: str = "time") -> str:
-        """SQL giving a time column as integer ms (constant column names only)."""
-        if self.postgres:
-            return f"(extract(epoch from {column}) * 1000)::bigint"
-        return column
-
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))

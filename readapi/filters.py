@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import timedelta
 
 import msgspec
 
@@ -53,10 +52,6 @@ class DatapointFilter(msgspec.Struct, frozen=True):
 class Bucketing(msgspec.Struct, frozen=True):
     width_ms: int
     agg: str = "avg"
-
-    @property
-    def width(self) -> timedelta:
-        return timedelta(milliseconds=self.width_ms)
 
 
 def _given(params: Mapping[str, str], name: str) -> str | None:

@@ -69,15 +69,6 @@ class AvailableDatapoints(msgspec.Struct):
 SetpointList = list[dict[str, Any]] | None
 ScheduleList = list[dict[str, Any]] | None
 
-MESSAGE_TYPES = {
-    "value": ValueMessage,
-    "setpoint": SetpointMessage,
-    "schedule": ScheduleMessage,
-    "logs": LogMessage,
-    "heartbeat": HeartbeatMessage,
-    "available_datapoints": AvailableDatapoints,
-}
-
 
 class NonStandardJSON(ValueError):
     """Raised by python_json_fallback when the payload is not even Python's JSON."""
