@@ -8,6 +8,7 @@ import re
 import msgspec
 
 from ingestd.routing import AVAILABLE, HEARTBEAT, LOGS, SCHEDULE, SETPOINT, VALUE
+from schema.limits import INT32
 from schema.protocol import (
     AvailableDatapoints,
     HeartbeatMessage,
@@ -58,7 +59,6 @@ CAUSES = frozenset(
 # Raw control characters are not allowed inside JSON strings; msgspec.Raw skips strings
 # without looking. Only a value that has one is parsed again, strictly.
 _CONTROL_CHARACTER = re.compile("[\x00-\x1f]")
-_INT32 = range(-(2**31), 2**31)
 
 
 _DECODERS = {
@@ -173,7 +173,7 @@ def decode_schedule(datapoint_id: int, payload: bytes) -> tuple:
 
 def decode_log(connector_id: int, payload: bytes) -> tuple:
     message = _decode(LOGS, payload)
-    if message.level not in _INT32:
+    if message.level not in INT32:
         raise Rejected("invalid_value", f"level {message.level} is out of range")
     return (
         connector_id,

@@ -9,8 +9,8 @@ broker refuses (stored before names were checked) is deleted without one.
 from __future__ import annotations
 
 from readapi import datapoints_store as store
-from readapi.db import MAX_ID
 from readapi.services import Services
+from schema.limits import MAX_ID
 from schema.topics import broker_refusal, datapoint_map_topic
 
 EMPTY_DATAPOINT_MAP = b'{"sensor": {}, "actuator": {}}'

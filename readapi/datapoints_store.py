@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
@@ -10,6 +9,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from readapi.filters import DatapointFilter
 from readapi.models import ConnectorRef, DatapointOut
+from schema.limits import now_ms
 from schema.tables import connector, datapoint
 
 
@@ -116,9 +116,7 @@ def connector_id_by_name(connection: Connection, name: str) -> int | None:
 
 def create_connector(connection: Connection, name: str) -> int:
     return connection.execute(
-        insert(connector)
-        .values(name=name, date_added=int(time.time() * 1000))
-        .returning(connector.c.id)
+        insert(connector).values(name=name, date_added=now_ms()).returning(connector.c.id)
     ).scalar_one()
 
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 import msgspec
 
-from readapi.db import MAX_ID
 from readapi.errors import ApiError
+from schema.limits import MAX_ID
 from schema.tables import DATA_FORMATS, DATAPOINT_TYPES
 
 ENTER_A_NUMBER = "Enter a number."

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import re
 
+from schema.limits import MAX_ID
+
 MESSAGE_KINDS = ("value", "setpoint", "schedule")
 
 MAX_TOPIC_BYTES = 65_535
 # The longest topic a name heads: a schedule of the largest datapoint id (a 32-bit serial).
-LONGEST_SUFFIX = f"/messages/{2**31 - 1}/schedule"
+LONGEST_SUFFIX = f"/messages/{MAX_ID}/schedule"
 PROTOCOL_NAME_MAX_BYTES = MAX_TOPIC_BYTES - len(LONGEST_SUFFIX)  # 65,506
 # What we allow: far below the protocol's limit, so that a shared subscription's
 # "$share/<group>/" prefix, a connector's own topics and the column (255 characters) always

@@ -18,7 +18,6 @@ from litestar.response import Stream
 from readapi import reads, writes
 from readapi.auth import permission_guard
 from readapi.body import parse_json_body
-from readapi.db import MAX_ID, MAX_MS, MIN_MS
 from readapi.errors import ApiError, detail, not_found
 from readapi.filters import parse_bucketing, parse_id_list, parse_time_range
 from readapi.models import (
@@ -35,6 +34,7 @@ from readapi.render import encode
 from readapi.routes.common import datapoint_or_404, in_thread, json_bytes, services_of
 from readapi.services import Services
 from readapi.validation import validate_many, validate_one
+from schema.limits import MAX_ID, MAX_MS, MIN_MS
 from schema.settings import Settings
 from schema.topics import broker_refusal, datapoint_topic
 

@@ -18,6 +18,7 @@ from readapi.admin.permissions import viewable_kinds
 from readapi.admin.plot import line_chart
 from readapi.admin.validators import JsonList, NoNul, NotAbove
 from readapi.admin.views.base import BemcomModelView, path_id
+from schema.limits import MAX_ID
 from schema.tables import DATA_FORMATS
 from schema.topics import datapoint_topic
 
@@ -30,7 +31,7 @@ class ConnectorFilter(ForeignKeyFilter):
 
     async def get_filtered_query(self, query, value, model):
         chosen = isinstance(value, str) and value not in ("", "__all")
-        if chosen and (not value.isdigit() or int(value) >= 2**31):
+        if chosen and (not value.isdigit() or int(value) > MAX_ID):
             return query.where(false())
         return await super().get_filtered_query(query, value, model)
 
