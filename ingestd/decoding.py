@@ -133,7 +133,9 @@ def _check_text(field: str, text: str | None) -> str | None:
     return text
 
 
-def _check_timestamp(timestamp: int) -> int:
+def _reject_implausible_timestamp(timestamp: int) -> int:
+    """The timestamp, if it is plausibly ms (not seconds or microseconds); else the message is
+    rejected and counted."""
     problem = timestamp_problem(timestamp)
     if problem is not None:
         raise Rejected("bad_timestamp", problem)
@@ -143,7 +145,7 @@ def _check_timestamp(timestamp: int) -> int:
 def decode_value(datapoint_id: int, payload: bytes) -> tuple:
     message = _decode(VALUE, payload)
     value_num, value_raw = split_value(_raw_text(message.value))
-    return (datapoint_id, _check_timestamp(message.timestamp), value_num, value_raw)
+    return (datapoint_id, _reject_implausible_timestamp(message.timestamp), value_num, value_raw)
 
 
 def _decode_plan(kind: str, field: str, list_decoder, datapoint_id: int, payload: bytes):
@@ -160,7 +162,7 @@ def _decode_plan(kind: str, field: str, list_decoder, datapoint_id: int, payload
             msgspec.convert(json.loads(text), list_decoder.type)
         except ValueError as error:
             raise Rejected("invalid_payload", f"{field}: {error}") from None
-    return (datapoint_id, _check_timestamp(message.timestamp), text)
+    return (datapoint_id, _reject_implausible_timestamp(message.timestamp), text)
 
 
 def decode_setpoint(datapoint_id: int, payload: bytes) -> tuple:
@@ -177,7 +179,7 @@ def decode_log(connector_id: int, payload: bytes) -> tuple:
         raise Rejected("invalid_value", f"level {message.level} is out of range")
     return (
         connector_id,
-        _check_timestamp(message.timestamp),
+        _reject_implausible_timestamp(message.timestamp),
         _check_text("msg", message.msg),
         _check_text("emitter", message.emitter),
         message.level,
@@ -188,8 +190,8 @@ def decode_heartbeat(connector_id: int, payload: bytes) -> tuple:
     message = _decode(HEARTBEAT, payload)
     return (
         connector_id,
-        _check_timestamp(message.this_heartbeats_timestamp),
-        _check_timestamp(message.next_heartbeats_timestamp),
+        _reject_implausible_timestamp(message.this_heartbeats_timestamp),
+        _reject_implausible_timestamp(message.next_heartbeats_timestamp),
     )
 
 

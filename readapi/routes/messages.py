@@ -166,7 +166,7 @@ def _upsert(services: Services, kind: str, dp_id: int, data: Any) -> Response:
     return json_bytes(encode(PutMsgSummary(created, updated)))
 
 
-def _check_timestamp(timestamp: int) -> None:
+def _not_found_unless_storable(timestamp: int) -> None:
     """No message can exist outside the range a timestamp column holds; binding such a
     number would be a driver error (an overflow), not a 404."""
     if not MIN_MS <= timestamp <= MAX_MS:
@@ -176,7 +176,7 @@ def _check_timestamp(timestamp: int) -> None:
 def _retrieve(services: Services, kind: str, dp_id: int, timestamp: int, params) -> Response:
     exact = exact_values(services, params)
     datapoint_or_404(services, dp_id)
-    _check_timestamp(timestamp)
+    _not_found_unless_storable(timestamp)
     body = reads.one_message(services.database, kind, dp_id, timestamp, exact)
     if body is None:
         raise not_found()
@@ -185,7 +185,7 @@ def _retrieve(services: Services, kind: str, dp_id: int, timestamp: int, params)
 
 def _delete(services: Services, kind: str, dp_id: int, timestamp: int) -> None:
     datapoint_or_404(services, dp_id)
-    _check_timestamp(timestamp)
+    _not_found_unless_storable(timestamp)
     if not writes.delete_message(services.database, kind, dp_id, timestamp):
         raise not_found()
 
