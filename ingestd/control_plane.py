@@ -22,7 +22,6 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy import Engine, select
 
 from ingestd.announcements import (
-    EMPTY_DATAPOINT_MAP,
     ControlledPair,
     controlled_datapoints,
     datapoint_map,
@@ -32,7 +31,12 @@ from ingestd.metrics import IngestMetrics
 from ingestd.pipeline import MessageIntake
 from ingestd.routing import ActiveDatapoint, ConnectorRow, build_routes, subscription_topic
 from schema import tables as t
-from schema.topics import broker_refusal, controlled_datapoints_topic, datapoint_map_topic
+from schema.topics import (
+    EMPTY_DATAPOINT_MAP,
+    broker_refusal,
+    controlled_datapoints_topic,
+    datapoint_map_topic,
+)
 
 POLL_INTERVAL_S = 0.25
 SUBSCRIBE_CHUNK = 500

@@ -22,7 +22,12 @@ import re
 
 from schema.limits import MAX_ID
 
-MESSAGE_KINDS = ("value", "setpoint", "schedule")
+# The kinds of a datapoint's messages, each with its history and last-row table (a sensor
+# has only values).
+VALUE, SETPOINT, SCHEDULE = "value", "setpoint", "schedule"
+MESSAGE_KINDS = (VALUE, SETPOINT, SCHEDULE)
+# What a connector's datapoint map is when it has no active datapoint.
+EMPTY_DATAPOINT_MAP = {"sensor": {}, "actuator": {}}
 
 MAX_TOPIC_BYTES = 65_535
 # The longest topic a name heads: a schedule of the largest datapoint id (a 32-bit serial).
