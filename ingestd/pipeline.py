@@ -19,6 +19,7 @@ from ingestd.decoding import Rejected, decode_message
 from ingestd.metrics import IngestMetrics
 from ingestd.rate_limited_log import RateLimitedLog
 from ingestd.routing import AVAILABLE, Route, unroutable_cause
+from ingestd.store import Store
 
 # (kind, target id, payload, mid, qos)
 Item = tuple[str, int, bytes, int, int]
@@ -127,7 +128,7 @@ class PartitionWriter(threading.Thread):
         self,
         partition: int,
         inbox: Inbox,
-        store,
+        store: Store,
         ack_many: BatchAcker,
         metrics: IngestMetrics,
         rejections: RateLimitedLog,
