@@ -43,12 +43,13 @@ SUBSCRIBE_CHUNK = 500
 SUBSCRIPTION_QOS = 1
 
 
-class ControlState:
-    def __init__(self, connectors, active_datapoints, controllers, pairs) -> None:
-        self.connectors: list[ConnectorRow] = connectors
-        self.active_datapoints: list[ActiveDatapoint] = active_datapoints
-        self.controllers: list[str] = controllers
-        self.pairs: list[ControlledPair] = pairs
+class ControlState(msgspec.Struct, frozen=True):
+    """What the control plane subscribes to and announces, as read from the database."""
+
+    connectors: list[ConnectorRow]
+    active_datapoints: list[ActiveDatapoint]
+    controllers: list[str]
+    pairs: list[ControlledPair]
 
 
 def load_state(engine: Engine) -> ControlState:
