@@ -61,14 +61,6 @@ CAUSES = frozenset(
 _CONTROL_CHARACTER = re.compile("[\x00-\x1f]")
 
 
-_DECODERS = {
-    VALUE: msgspec.json.Decoder(ValueMessage),
-    SETPOINT: msgspec.json.Decoder(SetpointMessage),
-    SCHEDULE: msgspec.json.Decoder(ScheduleMessage),
-    LOGS: msgspec.json.Decoder(LogMessage),
-    HEARTBEAT: msgspec.json.Decoder(HeartbeatMessage),
-    AVAILABLE: msgspec.json.Decoder(AvailableDatapoints),
-}
 _MESSAGE_TYPES = {
     VALUE: ValueMessage,
     SETPOINT: SetpointMessage,
@@ -77,6 +69,7 @@ _MESSAGE_TYPES = {
     HEARTBEAT: HeartbeatMessage,
     AVAILABLE: AvailableDatapoints,
 }
+_DECODERS = {kind: msgspec.json.Decoder(type_) for kind, type_ in _MESSAGE_TYPES.items()}
 _SETPOINT_LIST = msgspec.json.Decoder(SetpointList)
 _SCHEDULE_LIST = msgspec.json.Decoder(ScheduleList)
 
