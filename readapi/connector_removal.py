@@ -27,13 +27,13 @@ def remove_connector(services: Services, connector_id: int) -> str | None:
     if not 0 < connector_id <= MAX_ID:
         return None
     with services.database.connect() as connection:
-        found = store.get_connector(connection, connector_id)
-    if found is None:
+        name = store.connector_name(connection, connector_id)
+    if name is None:
         return None
     # A name the broker refuses has no topics anyone could subscribe to, so there is no
     # connector to tell; publishing would only get readapi disconnected.
-    if broker_refusal(found[1]) is None:
-        services.publisher.publish(datapoint_map_topic(found[1]), _EMPTY_MAP, qos=2, retain=True)
+    if broker_refusal(name) is None:
+        services.publisher.publish(datapoint_map_topic(name), _EMPTY_MAP, qos=2, retain=True)
     with services.database.begin() as connection:
         store.delete_connector(connection, connector_id)
-    return found[1]
+    return name

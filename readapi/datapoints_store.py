@@ -127,11 +127,11 @@ def list_connectors(connection: Connection) -> list[tuple[int, str]]:
     ]
 
 
-def get_connector(connection: Connection, connector_id: int) -> tuple[int, str] | None:
-    row = connection.execute(
-        select(connector.c.id, connector.c.name).where(connector.c.id == connector_id)
-    ).first()
-    return (row.id, row.name) if row else None
+def connector_name(connection: Connection, connector_id: int) -> str | None:
+    """The name of the connector with this id; None if there is none."""
+    return connection.execute(
+        select(connector.c.name).where(connector.c.id == connector_id)
+    ).scalar_one_or_none()
 
 
 def delete_connector(connection: Connection, connector_id: int) -> None:
