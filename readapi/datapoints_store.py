@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from readapi.filters import DatapointFilter
 from readapi.models import ConnectorRef, DatapointOut
@@ -147,7 +147,3 @@ def insert_datapoint(connection: Connection, connector_id: int, values: dict) ->
 def update_datapoint(connection: Connection, datapoint_id: int, values: dict) -> None:
     if values:
         connection.execute(update(datapoint).where(datapoint.c.id == datapoint_id).values(values))
-
-
-def count_datapoints(connection: Connection) -> int:
-    return connection.execute(select(func.count()).select_from(datapoint)).scalar_one()
