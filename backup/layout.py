@@ -15,8 +15,10 @@ from pathlib import Path
 
 import msgspec
 
+from schema.topics import MESSAGE_KINDS
+
 METADATA_GLOB = "datapoint_metadata_*.json.bz2"
-KINDS = ("value", "setpoint", "schedule")
+KINDS = MESSAGE_KINDS
 
 
 class Chunk(msgspec.Struct, frozen=True):

@@ -8,9 +8,7 @@ from collections.abc import Iterable
 import msgspec
 
 from ingestd.routing import ActiveDatapoint
-from schema.topics import datapoint_topic
-
-EMPTY_DATAPOINT_MAP = {"sensor": {}, "actuator": {}}
+from schema.topics import MESSAGE_KINDS, datapoint_topic
 
 
 class ControlledPair(msgspec.Struct, frozen=True):
@@ -40,7 +38,7 @@ def controlled_datapoints(pairs: Iterable[ControlledPair]) -> list:
             "sensor": {"value": datapoint_topic(p.sensor_connector, p.sensor_id, "value")},
             "actuator": {
                 kind: datapoint_topic(p.actuator_connector, p.actuator_id, kind)
-                for kind in ("value", "setpoint", "schedule")
+                for kind in MESSAGE_KINDS
             },
         }
         for p in sorted(pairs, key=lambda p: (p.sensor_id, p.actuator_id))

@@ -22,7 +22,6 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy import Engine, select
 
 from ingestd.announcements import (
-    EMPTY_DATAPOINT_MAP,
     ControlledPair,
     controlled_datapoints,
     datapoint_map,
@@ -32,19 +31,25 @@ from ingestd.metrics import IngestMetrics
 from ingestd.pipeline import MessageIntake
 from ingestd.routing import ActiveDatapoint, ConnectorRow, build_routes, subscription_topic
 from schema import tables as t
-from schema.topics import broker_refusal, controlled_datapoints_topic, datapoint_map_topic
+from schema.topics import (
+    EMPTY_DATAPOINT_MAP,
+    broker_refusal,
+    controlled_datapoints_topic,
+    datapoint_map_topic,
+)
 
 POLL_INTERVAL_S = 0.25
 SUBSCRIBE_CHUNK = 500
 SUBSCRIPTION_QOS = 1
 
 
-class ControlState:
-    def __init__(self, connectors, active_datapoints, controllers, pairs) -> None:
-        self.connectors: list[ConnectorRow] = connectors
-        self.active_datapoints: list[ActiveDatapoint] = active_datapoints
-        self.controllers: list[str] = controllers
-        self.pairs: list[ControlledPair] = pairs
+class ControlState(msgspec.Struct, frozen=True):
+    """What the control plane subscribes to and announces, as read from the database."""
+
+    connectors: list[ConnectorRow]
+    active_datapoints: list[ActiveDatapoint]
+    controllers: list[str]
+    pairs: list[ControlledPair]
 
 
 def load_state(engine: Engine) -> ControlState:

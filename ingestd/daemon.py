@@ -14,6 +14,7 @@ from ingestd.control_plane import ControlPlane
 from ingestd.metrics import IngestMetrics
 from ingestd.pipeline import Inbox, MessageIntake, PartitionWriter
 from ingestd.rate_limited_log import RateLimitedLog
+from ingestd.store import Store
 from schema.database import connect_sqlite, create_sqlalchemy_engine, psycopg_conninfo
 from schema.settings import Settings
 
@@ -86,7 +87,7 @@ class IngestDaemon:
         self.on_failure = lambda: None  # called once, from the watchdog thread
         self._watchdog = threading.Thread(target=self._watch, name="watchdog", daemon=True)
 
-    def _create_store(self):
+    def _create_store(self) -> Store:
         keep_history = self.settings.activate_history_extension
         if self.settings.uses_postgres:
             from ingestd.pg_store import PostgresStore, create_pool

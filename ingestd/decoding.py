@@ -8,6 +8,7 @@ import re
 import msgspec
 
 from ingestd.routing import AVAILABLE, HEARTBEAT, LOGS, SCHEDULE, SETPOINT, VALUE
+from schema.limits import INT32
 from schema.protocol import (
     AvailableDatapoints,
     HeartbeatMessage,
@@ -58,17 +59,8 @@ CAUSES = frozenset(
 # Raw control characters are not allowed inside JSON strings; msgspec.Raw skips strings
 # without looking. Only a value that has one is parsed again, strictly.
 _CONTROL_CHARACTER = re.compile("[\x00-\x1f]")
-_INT32 = range(-(2**31), 2**31)
 
 
-_DECODERS = {
-    VALUE: msgspec.json.Decoder(ValueMessage),
-    SETPOINT: msgspec.json.Decoder(SetpointMessage),
-    SCHEDULE: msgspec.json.Decoder(ScheduleMessage),
-    LOGS: msgspec.json.Decoder(LogMessage),
-    HEARTBEAT: msgspec.json.Decoder(HeartbeatMessage),
-    AVAILABLE: msgspec.json.Decoder(AvailableDatapoints),
-}
 _MESSAGE_TYPES = {
     VALUE: ValueMessage,
     SETPOINT: SetpointMessage,
@@ -77,6 +69,7 @@ _MESSAGE_TYPES = {
     HEARTBEAT: HeartbeatMessage,
     AVAILABLE: AvailableDatapoints,
 }
+_DECODERS = {kind: msgspec.json.Decoder(type_) for kind, type_ in _MESSAGE_TYPES.items()}
 _SETPOINT_LIST = msgspec.json.Decoder(SetpointList)
 _SCHEDULE_LIST = msgspec.json.Decoder(ScheduleList)
 
@@ -133,7 +126,9 @@ def _check_text(field: str, text: str | None) -> str | None:
     return text
 
 
-def _check_timestamp(timestamp: int) -> int:
+def _reject_implausible_timestamp(timestamp: int) -> int:
+    """The timestamp, if it is plausibly ms (not seconds or microseconds); else the message is
+    rejected and counted."""
     problem = timestamp_problem(timestamp)
     if problem is not None:
         raise Rejected("bad_timestamp", problem)
@@ -143,7 +138,7 @@ def _check_timestamp(timestamp: int) -> int:
 def decode_value(datapoint_id: int, payload: bytes) -> tuple:
     message = _decode(VALUE, payload)
     value_num, value_raw = split_value(_raw_text(message.value))
-    return (datapoint_id, _check_timestamp(message.timestamp), value_num, value_raw)
+    return (datapoint_id, _reject_implausible_timestamp(message.timestamp), value_num, value_raw)
 
 
 def _decode_plan(kind: str, field: str, list_decoder, datapoint_id: int, payload: bytes):
@@ -160,7 +155,7 @@ def _decode_plan(kind: str, field: str, list_decoder, datapoint_id: int, payload
             msgspec.convert(json.loads(text), list_decoder.type)
         except ValueError as error:
             raise Rejected("invalid_payload", f"{field}: {error}") from None
-    return (datapoint_id, _check_timestamp(message.timestamp), text)
+    return (datapoint_id, _reject_implausible_timestamp(message.timestamp), text)
 
 
 def decode_setpoint(datapoint_id: int, payload: bytes) -> tuple:
@@ -173,11 +168,11 @@ def decode_schedule(datapoint_id: int, payload: bytes) -> tuple:
 
 def decode_log(connector_id: int, payload: bytes) -> tuple:
     message = _decode(LOGS, payload)
-    if message.level not in _INT32:
+    if message.level not in INT32:
         raise Rejected("invalid_value", f"level {message.level} is out of range")
     return (
         connector_id,
-        _check_timestamp(message.timestamp),
+        _reject_implausible_timestamp(message.timestamp),
         _check_text("msg", message.msg),
         _check_text("emitter", message.emitter),
         message.level,
@@ -188,8 +183,8 @@ def decode_heartbeat(connector_id: int, payload: bytes) -> tuple:
     message = _decode(HEARTBEAT, payload)
     return (
         connector_id,
-        _check_timestamp(message.this_heartbeats_timestamp),
-        _check_timestamp(message.next_heartbeats_timestamp),
+        _reject_implausible_timestamp(message.this_heartbeats_timestamp),
+        _reject_implausible_timestamp(message.next_heartbeats_timestamp),
     )
 
 

@@ -12,6 +12,8 @@ from psycopg_pool import ConnectionPool
 
 from ingestd.batch import Batch, available_changes, isolate, newest_per_datapoint
 from ingestd.db_errors import Verdict, classify_postgres
+from schema.topics import SCHEDULE, SETPOINT, VALUE
+from schema.upserts import history_sql, last_sql
 
 _TS = "timestamptz 'epoch' + s.ts * interval '1 millisecond'"
 
@@ -35,43 +37,22 @@ _PLAN_TYPES = ("int4", "int8", "text", "bool")
 
 # The EXISTS guard drops rows of a datapoint deleted while its messages were in flight,
 # instead of failing the whole batch on the foreign key.
-_INSERT_VALUE_HISTORY = f"""
-INSERT INTO datapoint_value (datapoint_id, time, value_num, value_raw)
-SELECT s.datapoint_id, {_TS}, s.value_num, s.value_raw FROM stage_value s
-WHERE EXISTS (SELECT 1 FROM datapoint d WHERE d.id = s.datapoint_id)
-ON CONFLICT (datapoint_id, time) DO UPDATE
-SET value_num = EXCLUDED.value_num, value_raw = EXCLUDED.value_raw
-"""
-
-_UPSERT_LAST_VALUE = f"""
-INSERT INTO datapoint_last_value (datapoint_id, time, value_num, value_raw)
-SELECT s.datapoint_id, {_TS}, s.value_num, s.value_raw FROM stage_value s
-WHERE s.is_last AND EXISTS (SELECT 1 FROM datapoint d WHERE d.id = s.datapoint_id)
-ON CONFLICT (datapoint_id) DO UPDATE
-SET time = EXCLUDED.time, value_num = EXCLUDED.value_num, value_raw = EXCLUDED.value_raw
-WHERE datapoint_last_value.time <= EXCLUDED.time
-"""
+_DATAPOINT_EXISTS = "EXISTS (SELECT 1 FROM datapoint d WHERE d.id = s.datapoint_id)"
 
 
-def _plan_statements(kind: str) -> tuple[str, str, str]:
-    """(history insert, last upsert, plan kind selector) for 'setpoint' or 'schedule'."""
-    history = f"""
-INSERT INTO datapoint_{kind} (datapoint_id, time, {kind})
-SELECT s.datapoint_id, {_TS}, s.body FROM stage_plan s
-WHERE EXISTS (SELECT 1 FROM datapoint d WHERE d.id = s.datapoint_id)
-ON CONFLICT (datapoint_id, time) DO UPDATE SET {kind} = EXCLUDED.{kind}
-"""
-    last = f"""
-INSERT INTO datapoint_last_{kind} (datapoint_id, time, {kind})
-SELECT s.datapoint_id, {_TS}, s.body FROM stage_plan s
-WHERE s.is_last AND EXISTS (SELECT 1 FROM datapoint d WHERE d.id = s.datapoint_id)
-ON CONFLICT (datapoint_id) DO UPDATE SET time = EXCLUDED.time, {kind} = EXCLUDED.{kind}
-WHERE datapoint_last_{kind}.time <= EXCLUDED.time
-"""
-    return history, last, kind
+def _statements(kind: str, stage: str, payload: str) -> tuple[str, str]:
+    """(history insert, last upsert) of a kind, reading its staging table."""
+    rows = f"SELECT s.datapoint_id, {_TS}, {payload} FROM {stage} s"
+    return (
+        history_sql(kind, f"{rows}\nWHERE {_DATAPOINT_EXISTS}"),
+        last_sql(kind, f"{rows}\nWHERE s.is_last AND {_DATAPOINT_EXISTS}"),
+    )
 
 
-_PLAN_SQL = {kind: _plan_statements(kind) for kind in ("setpoint", "schedule")}
+_INSERT_VALUE_HISTORY, _UPSERT_LAST_VALUE = _statements(
+    VALUE, "stage_value", "s.value_num, s.value_raw"
+)
+_PLAN_SQL = {kind: _statements(kind, "stage_plan", "s.body") for kind in (SETPOINT, SCHEDULE)}
 
 _INSERT_LOG = """
 INSERT INTO connector_log_entry (connector_id, timestamp, msg, emitter, level)
@@ -204,15 +185,15 @@ class PostgresStore:
         cursor.execute(_UPSERT_LAST_VALUE)
 
     def _write_plans(self, cursor: psycopg.Cursor, kind: str, rows: dict) -> None:
-        history_sql, last_sql, _ = _PLAN_SQL[kind]
+        history_statement, last_statement = _PLAN_SQL[kind]
         newest = {id(row) for row in newest_per_datapoint(rows)}
         with cursor.copy(_COPY_PLANS) as copy:
             copy.set_types(_PLAN_TYPES)
             for row in rows.values():
                 copy.write_row((*row, id(row) in newest))
         if self.keep_history:
-            cursor.execute(history_sql)
-        cursor.execute(last_sql)
+            cursor.execute(history_statement)
+        cursor.execute(last_statement)
         cursor.execute("DELETE FROM stage_plan")  # the other plan kind may follow
 
     def _write_available(self, cursor: psycopg.Cursor, connector_id: int, entries) -> None:

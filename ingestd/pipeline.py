@@ -13,15 +13,26 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import NamedTuple
 
 from ingestd.batch import Batch, isolation_units
 from ingestd.decoding import Rejected, decode_message
 from ingestd.metrics import IngestMetrics
 from ingestd.rate_limited_log import RateLimitedLog
 from ingestd.routing import AVAILABLE, Route, unroutable_cause
+from ingestd.store import Store
 
-# (kind, target id, payload, mid, qos)
-Item = tuple[str, int, bytes, int, int]
+
+class Item(NamedTuple):
+    """A received message waiting in the inbox for its partition's writer."""
+
+    kind: str
+    target_id: int
+    payload: bytes
+    mid: int  # the MQTT packet id to acknowledge after the commit
+    qos: int
+
+
 Acker = Callable[[int, int], object]
 BatchAcker = Callable[[list[tuple[int, int]]], object]
 
@@ -107,7 +118,7 @@ class MessageIntake:
         if len(payload) > self._max_payload:
             self._reject(topic, payload, mid, qos, route.kind, "payload_too_large")
             return
-        self._inbox.put(route.partition, (route.kind, route.target_id, payload, mid, qos))
+        self._inbox.put(route.partition, Item(route.kind, route.target_id, payload, mid, qos))
 
     def on_message(self, _client, _userdata, message) -> None:
         """paho's callback, for what FastClient leaves to paho (a PUBLISH with properties)."""
@@ -127,7 +138,7 @@ class PartitionWriter(threading.Thread):
         self,
         partition: int,
         inbox: Inbox,
-        store,
+        store: Store,
         ack_many: BatchAcker,
         metrics: IngestMetrics,
         rejections: RateLimitedLog,
@@ -191,7 +202,7 @@ class PartitionWriter(threading.Thread):
                 stored[kind] = stored.get(kind, 0) + 1
         for kind, count in stored.items():
             self._metrics.stored.labels(kind).inc(count)
-        acks = [(item[3], item[4]) for item in items if item[4]]
+        acks = [(item.mid, item.qos) for item in items if item.qos]
         if acks:
             self._ack_many(acks)
         return True

@@ -10,10 +10,9 @@ from collections.abc import Iterable
 
 import msgspec
 
-from schema.topics import datapoint_topic
+from schema.topics import SCHEDULE, SETPOINT, VALUE, datapoint_topic
 
 # Kinds of message and the partition key each is spread by.
-VALUE, SETPOINT, SCHEDULE = "value", "setpoint", "schedule"
 LOGS, HEARTBEAT, AVAILABLE = "logs", "heartbeat", "available_datapoints"
 CONNECTOR_KINDS = (LOGS, HEARTBEAT, AVAILABLE)
 _SHARED_KINDS = frozenset((VALUE, SETPOINT, SCHEDULE, LOGS))

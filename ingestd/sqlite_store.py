@@ -6,41 +6,21 @@ import sqlite3
 
 from ingestd.batch import Batch, available_changes, isolate, newest_per_datapoint
 from ingestd.db_errors import Verdict, classify_sqlite
+from schema.topics import SCHEDULE, SETPOINT, VALUE
+from schema.upserts import history_sql, last_sql
 
 _DATAPOINT_EXISTS = "EXISTS (SELECT 1 FROM datapoint d WHERE d.id = ?1)"
 _CONNECTOR_EXISTS = "EXISTS (SELECT 1 FROM connector c WHERE c.id = ?1)"
 
-_INSERT_VALUE_HISTORY = f"""
-INSERT INTO datapoint_value (datapoint_id, time, value_num, value_raw)
-SELECT ?1, ?2, ?3, ?4 WHERE {_DATAPOINT_EXISTS}
-ON CONFLICT (datapoint_id, time) DO UPDATE
-SET value_num = excluded.value_num, value_raw = excluded.value_raw
-"""
-_UPSERT_LAST_VALUE = f"""
-INSERT INTO datapoint_last_value (datapoint_id, time, value_num, value_raw)
-SELECT ?1, ?2, ?3, ?4 WHERE {_DATAPOINT_EXISTS}
-ON CONFLICT (datapoint_id) DO UPDATE
-SET time = excluded.time, value_num = excluded.value_num, value_raw = excluded.value_raw
-WHERE datapoint_last_value.time <= excluded.time
-"""
+
+def _statements(kind: str, payload: str) -> tuple[str, str]:
+    """(history insert, last upsert) of a kind, for one message's parameters."""
+    rows = f"SELECT ?1, ?2, {payload} WHERE {_DATAPOINT_EXISTS}"
+    return history_sql(kind, rows), last_sql(kind, rows)
 
 
-def _plan_statements(kind: str) -> tuple[str, str]:
-    history = f"""
-INSERT INTO datapoint_{kind} (datapoint_id, time, {kind})
-SELECT ?1, ?2, ?3 WHERE {_DATAPOINT_EXISTS}
-ON CONFLICT (datapoint_id, time) DO UPDATE SET {kind} = excluded.{kind}
-"""
-    last = f"""
-INSERT INTO datapoint_last_{kind} (datapoint_id, time, {kind})
-SELECT ?1, ?2, ?3 WHERE {_DATAPOINT_EXISTS}
-ON CONFLICT (datapoint_id) DO UPDATE SET time = excluded.time, {kind} = excluded.{kind}
-WHERE datapoint_last_{kind}.time <= excluded.time
-"""
-    return history, last
-
-
-_PLAN_SQL = {kind: _plan_statements(kind) for kind in ("setpoint", "schedule")}
+_INSERT_VALUE_HISTORY, _UPSERT_LAST_VALUE = _statements(VALUE, "?3, ?4")
+_PLAN_SQL = {kind: _statements(kind, "?3") for kind in (SETPOINT, SCHEDULE)}
 
 _INSERT_LOG = f"""
 INSERT INTO connector_log_entry (connector_id, timestamp, msg, emitter, level)
@@ -128,10 +108,10 @@ class SqliteStore:
             connection.executemany(_UPSERT_LAST_VALUE, newest_per_datapoint(batch.values))
         for kind, rows in (("setpoint", batch.setpoints), ("schedule", batch.schedules)):
             if rows:
-                history_sql, last_sql = _PLAN_SQL[kind]
+                history_statement, last_statement = _PLAN_SQL[kind]
                 if self.keep_history:
-                    connection.executemany(history_sql, rows.values())
-                connection.executemany(last_sql, newest_per_datapoint(rows))
+                    connection.executemany(history_statement, rows.values())
+                connection.executemany(last_statement, newest_per_datapoint(rows))
         if batch.logs:
             connection.executemany(_INSERT_LOG, batch.logs)
         if batch.heartbeats:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 from sqlalchemy import Connection, insert, select, union, update
 
 from readapi.passwords import hash_password, new_token, token_hash
+from schema.limits import now_ms
 from schema.tables import (
     api_token,
     auth_group_permissions,
@@ -37,10 +36,6 @@ class UserRow(msgspec.Struct, frozen=True):
     password: str
     is_superuser: bool
     is_active: bool
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _user_columns():
@@ -130,7 +125,7 @@ def create_user(
     else:
         user_id = connection.execute(
             insert(auth_user)
-            .values(username=username, date_joined=_now_ms(), **values)
+            .values(username=username, date_joined=now_ms(), **values)
             .returning(auth_user.c.id)
         ).scalar_one()
     grant_permissions(connection, user_id, permissions)
@@ -179,7 +174,7 @@ def create_token(connection: Connection, user_id: int, label: str = "") -> str:
     token = new_token()
     connection.execute(
         insert(api_token).values(
-            key_hash=token_hash(token), user_id=user_id, created=_now_ms(), label=label
+            key_hash=token_hash(token), user_id=user_id, created=now_ms(), label=label
         )
     )
     return token

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import anyio.to_thread
 import structlog
@@ -45,6 +46,13 @@ CACHE_MAX_ENTRIES = 10_000
 TOKEN_KEYWORDS = ("bearer", "token")  # DRF's own keyword is "Token"; BEMCom clients use Bearer.
 
 
+class _Verified(NamedTuple):
+    """A cached verification: who the credentials are, until when (clock seconds)."""
+
+    expires: float
+    principal: Principal
+
+
 class Authenticator:
     """Turns an Authorization header into a Principal (or None for no credentials)."""
 
@@ -57,7 +65,7 @@ class Authenticator:
         self.database = database
         self.clock = clock
         self.throttle = throttle
-        self._cache: dict[bytes, tuple[float, Principal]] = {}
+        self._cache: dict[bytes, _Verified] = {}
         self._version: int | None = None  # the credentials version the cache holds for
         self._lock = threading.Lock()
 
@@ -66,9 +74,9 @@ class Authenticator:
         if version != self._version:
             return None
         entry = self._cache.get(_cache_key(header))
-        if entry is None or entry[0] < self.clock():
+        if entry is None or entry.expires < self.clock():
             return None
-        return entry[1]
+        return entry.principal
 
     async def authenticate(
         self, header: str | None, client_ip: str | None = None
@@ -177,7 +185,7 @@ class Authenticator:
                 self._cache = {k: v for k, v in self._cache.items() if v[0] >= now}
                 if len(self._cache) >= CACHE_MAX_ENTRIES:
                     self._cache.clear()
-            self._cache[_cache_key(header)] = (self.clock() + CACHE_SECONDS, principal)
+            self._cache[_cache_key(header)] = _Verified(self.clock() + CACHE_SECONDS, principal)
 
 
 def _cache_key(header: str) -> bytes:

@@ -8,12 +8,15 @@ broker refuses (stored before names were checked) is deleted without one.
 
 from __future__ import annotations
 
-from readapi import datapoints_store as store
-from readapi.db import MAX_ID
-from readapi.services import Services
-from schema.topics import broker_refusal, datapoint_map_topic
+import json
 
-EMPTY_DATAPOINT_MAP = b'{"sensor": {}, "actuator": {}}'
+from readapi import datapoints_store as store
+from readapi.services import Services
+from schema.limits import MAX_ID
+from schema.topics import EMPTY_DATAPOINT_MAP, broker_refusal, datapoint_map_topic
+
+# Python json.dumps' spacing, as ingestd publishes it.
+_EMPTY_MAP = json.dumps(EMPTY_DATAPOINT_MAP).encode()
 
 
 def remove_connector(services: Services, connector_id: int) -> str | None:
@@ -24,15 +27,13 @@ def remove_connector(services: Services, connector_id: int) -> str | None:
     if not 0 < connector_id <= MAX_ID:
         return None
     with services.database.connect() as connection:
-        found = store.get_connector(connection, connector_id)
-    if found is None:
+        name = store.connector_name(connection, connector_id)
+    if name is None:
         return None
     # A name the broker refuses has no topics anyone could subscribe to, so there is no
     # connector to tell; publishing would only get readapi disconnected.
-    if broker_refusal(found[1]) is None:
-        services.publisher.publish(
-            datapoint_map_topic(found[1]), EMPTY_DATAPOINT_MAP, qos=2, retain=True
-        )
+    if broker_refusal(name) is None:
+        services.publisher.publish(datapoint_map_topic(name), _EMPTY_MAP, qos=2, retain=True)
     with services.database.begin() as connection:
         store.delete_connector(connection, connector_id)
-    return found[1]
+    return name

@@ -37,7 +37,7 @@ class DatapointInput(msgspec.Struct):
     values: dict[str, Any]  # only the writable columns the client sent, as stored
 
 
-def _choice(data: Any, choices: tuple[str, ...], required: bool) -> str:
+def _choice(data: Any, choices: tuple[str, ...]) -> str:
     if data is MISSING:
         raise Invalid([REQUIRED])
     if data is None:
@@ -83,7 +83,7 @@ def _connector(data: Any) -> str:
 
 
 _CONVERTERS = {
-    "data_format": lambda d: _choice(d, DATA_FORMATS, False),
+    "data_format": lambda d: _choice(d, DATA_FORMATS),
     "short_name": lambda d: _sized(d, 30, True, True),
     "description": lambda d: char_field(d, allow_null=False, allow_blank=True),
     "min_value": float_field,
@@ -102,7 +102,7 @@ def datapoint_input(data: Any) -> DatapointInput:
     for name, convert in (
         ("connector", _connector),
         ("key_in_connector", lambda d: char_field(d, allow_null=False)),
-        ("type", lambda d: _choice(d, DATAPOINT_TYPES, True)),
+        ("type", lambda d: _choice(d, DATAPOINT_TYPES)),
     ):
         try:
             parsed[name] = convert(body.get(name, MISSING))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from readapi.filters import DatapointFilter
 from readapi.models import ConnectorRef, DatapointOut
+from schema.limits import now_ms
 from schema.tables import connector, datapoint
 
 
@@ -116,9 +116,7 @@ def connector_id_by_name(connection: Connection, name: str) -> int | None:
 
 def create_connector(connection: Connection, name: str) -> int:
     return connection.execute(
-        insert(connector)
-        .values(name=name, date_added=int(time.time() * 1000))
-        .returning(connector.c.id)
+        insert(connector).values(name=name, date_added=now_ms()).returning(connector.c.id)
     ).scalar_one()
 
 
@@ -129,11 +127,11 @@ def list_connectors(connection: Connection) -> list[tuple[int, str]]:
     ]
 
 
-def get_connector(connection: Connection, connector_id: int) -> tuple[int, str] | None:
-    row = connection.execute(
-        select(connector.c.id, connector.c.name).where(connector.c.id == connector_id)
-    ).first()
-    return (row.id, row.name) if row else None
+def connector_name(connection: Connection, connector_id: int) -> str | None:
+    """The name of the connector with this id; None if there is none."""
+    return connection.execute(
+        select(connector.c.name).where(connector.c.id == connector_id)
+    ).scalar_one_or_none()
 
 
 def delete_connector(connection: Connection, connector_id: int) -> None:
@@ -149,7 +147,3 @@ def insert_datapoint(connection: Connection, connector_id: int, values: dict) ->
 def update_datapoint(connection: Connection, datapoint_id: int, values: dict) -> None:
     if values:
         connection.execute(update(datapoint).where(datapoint.c.id == datapoint_id).values(values))
-
-
-def count_datapoints(connection: Connection) -> int:
-    return connection.execute(select(func.count()).select_from(datapoint)).scalar_one()

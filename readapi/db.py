@@ -13,15 +13,10 @@ from datetime import timedelta
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from schema.database import create_sqlalchemy_engine, sqlalchemy_url
+from schema.limits import MAX_MS, MIN_MS
 from schema.settings import Settings
 from schema.tables import EPOCH, millis_to_datetime
 from schema.timescale import timescale_usable
-
-# The range a PostgreSQL timestamptz and a Python datetime share; filters outside it clamp.
-MIN_MS = -62_135_596_800_000
-MAX_MS = 253_402_300_799_999
-# Datapoint ids are 32-bit integers in the database; larger ones cannot exist.
-MAX_ID = 2**31 - 1
 
 _NAMED_PARAMETER = re.compile(r"%\((\w+)\)s")
 
@@ -53,12 +48,6 @@ class Database:
             return EPOCH + timedelta(milliseconds=ms)
         return ms
 
-    def time_ms_sql(self, column: str = "time") -> str:
-        """SQL giving a time column as integer ms (constant column names only)."""
-        if self.postgres:
-            return f"(extract(epoch from {column}) * 1000)::bigint"
-        return column
-
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -86,4 +75,4 @@ def open_database(settings: Settings) -> Database:
     return Database(engine, timescale)
 
 
-__all__ = ["MAX_ID", "Database", "millis_to_datetime", "open_database"]
+__all__ = ["Database", "millis_to_datetime", "open_database"]

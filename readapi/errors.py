@@ -53,10 +53,6 @@ def throttled(seconds: int) -> ApiError:
     )
 
 
-def field_error(field: str, message: str) -> ApiError:
-    return ApiError(400, {field: [message]})
-
-
 def json_response(body: Any, status_code: int = 200, headers: dict | None = None) -> Response:
     return Response(
         msgspec.json.encode(body),

@@ -9,12 +9,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import timedelta
 
 import msgspec
 
-from readapi.db import MAX_ID
 from readapi.errors import ApiError
+from schema.limits import MAX_ID
 from schema.tables import DATA_FORMATS, DATAPOINT_TYPES
 
 ENTER_A_NUMBER = "Enter a number."
@@ -53,10 +52,6 @@ class DatapointFilter(msgspec.Struct, frozen=True):
 class Bucketing(msgspec.Struct, frozen=True):
     width_ms: int
     agg: str = "avg"
-
-    @property
-    def width(self) -> timedelta:
-        return timedelta(milliseconds=self.width_ms)
 
 
 def _given(params: Mapping[str, str], name: str) -> str | None:

@@ -25,9 +25,6 @@ def verify_password(stored: str | None, password: str) -> bool:
     if not stored:
         _burn(password)
         return False
-    # Django writes "argon2$argon2id$..."; accept hashes carried over from it.
-    if stored.startswith("argon2$"):
-        stored = stored[len("argon2") :]
     try:
         return HASHER.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):

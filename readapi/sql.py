@@ -9,12 +9,14 @@ as integer ms. The SQL uses psycopg's %(name)s style; Database.sql() adapts it f
 from __future__ import annotations
 
 from readapi.filters import Bucketing, TimeRange
+from schema.tables import HISTORY_TABLE, LAST_TABLE
+from schema.topics import SCHEDULE, SETPOINT, VALUE
 
 # kind -> (history table, last table, payload columns)
+_PAYLOAD_COLUMNS = {VALUE: "value_num, value_raw", SETPOINT: "setpoint", SCHEDULE: "schedule"}
 MESSAGE_TABLES = {
-    "value": ("datapoint_value", "datapoint_last_value", "value_num, value_raw"),
-    "setpoint": ("datapoint_setpoint", "datapoint_last_setpoint", "setpoint"),
-    "schedule": ("datapoint_schedule", "datapoint_last_schedule", "schedule"),
+    kind: (HISTORY_TABLE[kind].name, LAST_TABLE[kind].name, columns)
+    for kind, columns in _PAYLOAD_COLUMNS.items()
 }
 _OPERATOR_PARAMETERS = {">=": "t_gte", ">": "t_gt", "<=": "t_lte", "<": "t_lt"}
 # Buckets are aligned to Monday 2000-01-03 00:00 UTC, TimescaleDB's default origin, so a

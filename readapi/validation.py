@@ -177,7 +177,8 @@ def check_value(datapoint: DatapointMeta, text: str | None) -> Any:
     return value
 
 
-def check_timestamp(timestamp: int | None) -> int | None:
+def invalid_unless_plausible_timestamp(timestamp: int | None) -> int | None:
+    """A REST field's timestamp, if plausibly ms; else a DRF-style field error (a 400)."""
     if timestamp is None:
         return None
     problem = timestamp_problem(timestamp)
@@ -213,7 +214,7 @@ def value_message(data: Any, datapoint: DatapointMeta) -> dict:
         value = _collect(errors, "value", check_value, datapoint, text)
     timestamp = _collect(errors, "timestamp", int_field, body.get("timestamp", MISSING))
     if timestamp is not MISSING:
-        timestamp = _collect(errors, "timestamp", check_timestamp, timestamp)
+        timestamp = _collect(errors, "timestamp", invalid_unless_plausible_timestamp, timestamp)
     if errors:
         raise Invalid(errors)
     return {"value": value, "timestamp": timestamp}
@@ -277,7 +278,7 @@ def _check_item_times(item: dict, label: str) -> None:
         )
     for key in ("from_timestamp", "to_timestamp"):
         try:
-            check_timestamp(item[key])
+            invalid_unless_plausible_timestamp(item[key])
         except Invalid as error:
             raise Invalid(
                 [
@@ -343,7 +344,7 @@ def list_message(kind: str, data: Any, datapoint: DatapointMeta) -> dict:
             items = _collect(errors, kind, check_schedule, items, datapoint)
     timestamp = _collect(errors, "timestamp", int_field, body.get("timestamp", MISSING))
     if timestamp is not MISSING:
-        timestamp = _collect(errors, "timestamp", check_timestamp, timestamp)
+        timestamp = _collect(errors, "timestamp", invalid_unless_plausible_timestamp, timestamp)
     if errors:
         raise Invalid(errors)
     return {kind: items, "timestamp": timestamp}

@@ -8,26 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Table, and_, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, delete, select
 
 from readapi.db import Database
-from schema.tables import (
-    datapoint_last_schedule,
-    datapoint_last_setpoint,
-    datapoint_last_value,
-    datapoint_schedule,
-    datapoint_setpoint,
-    datapoint_value,
-)
+from schema.tables import HISTORY_TABLE
+from schema.upserts import history_statement, last_statement
 from schema.values import split_value
 
-HISTORY = {"value": datapoint_value, "setpoint": datapoint_setpoint, "schedule": datapoint_schedule}
-LAST = {
-    "value": datapoint_last_value,
-    "setpoint": datapoint_last_setpoint,
-    "schedule": datapoint_last_schedule,
-}
 UPSERT_BATCH = 5000
 
 
@@ -37,10 +24,6 @@ def payload_columns(kind: str, text: str) -> dict:
         value_num, value_raw = split_value(text)
         return {"value_num": value_num, "value_raw": value_raw}
     return {kind: text}
-
-
-def _insert(database: Database, table: Table):
-    return (postgresql.insert if database.postgres else sqlite.insert)(table)
 
 
 def upsert_history(
@@ -55,7 +38,7 @@ def upsert_history(
     Counted as the original counts: in order, a timestamp seen before (in the table or
     earlier in the same request) is an update.
     """
-    table = HISTORY[kind]
+    table = HISTORY_TABLE[kind]
     if not messages:
         return 0, 0
     timestamps = [ms for ms, _ in messages]
@@ -80,12 +63,7 @@ def upsert_history(
         {"datapoint_id": datapoint_id, "time": ms, **payload_columns(kind, text)}
         for ms, text in latest.items()
     ]
-    statement = _insert(database, table)
-    payload = [c for c in rows[0] if c not in ("datapoint_id", "time")]
-    statement = statement.on_conflict_do_update(
-        index_elements=["datapoint_id", "time"],
-        set_={c: statement.excluded[c] for c in payload},
-    )
+    statement = history_statement(database.engine.dialect.name, kind)
     for start in range(0, len(rows), UPSERT_BATCH):
         connection.execute(statement, rows[start : start + UPSERT_BATCH])
     newest = max(latest)
@@ -96,16 +74,11 @@ def upsert_history(
 def upsert_last(
     connection: Connection, database: Database, kind: str, datapoint_id: int, ms: int, text: str
 ) -> None:
-    table = LAST[kind]
-    columns = payload_columns(kind, text)
-    statement = _insert(database, table).values(datapoint_id=datapoint_id, time=ms, **columns)
-    statement = statement.on_conflict_do_update(
-        index_elements=["datapoint_id"],
-        set_={"time": statement.excluded.time, **{c: statement.excluded[c] for c in columns}},
-        # A late or replayed message must not replace a newer last message.
-        where=table.c.time <= statement.excluded.time,
+    # A late or replayed message must not replace a newer last message.
+    connection.execute(
+        last_statement(database.engine.dialect.name, kind),
+        {"datapoint_id": datapoint_id, "time": ms, **payload_columns(kind, text)},
     )
-    connection.execute(statement)
 
 
 def store_published(
@@ -114,21 +87,15 @@ def store_published(
     """Store a message readapi published, as ingestd will when it receives it back."""
     with database.begin() as connection:
         if history:
-            table = HISTORY[kind]
-            statement = _insert(database, table).values(
-                datapoint_id=datapoint_id, time=ms, **payload_columns(kind, text)
+            connection.execute(
+                history_statement(database.engine.dialect.name, kind),
+                {"datapoint_id": datapoint_id, "time": ms, **payload_columns(kind, text)},
             )
-            columns = payload_columns(kind, text)
-            statement = statement.on_conflict_do_update(
-                index_elements=["datapoint_id", "time"],
-                set_={c: statement.excluded[c] for c in columns},
-            )
-            connection.execute(statement)
         upsert_last(connection, database, kind, datapoint_id, ms, text)
 
 
 def delete_message(database: Database, kind: str, datapoint_id: int, ms: int) -> bool:
-    table = HISTORY[kind]
+    table = HISTORY_TABLE[kind]
     with database.begin() as connection:
         result = connection.execute(
             delete(table).where(and_(table.c.datapoint_id == datapoint_id, table.c.time == ms))

@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from schema.topics import MESSAGE_KINDS
+
 # A timestamp below this is not milliseconds (it would be before 1973-03-03): the usual
 # mistake is seconds. Above the upper bound it is most likely microseconds.
 MIN_TIMESTAMP_MS = 100_000_000_000
@@ -69,15 +71,6 @@ class AvailableDatapoints(msgspec.Struct):
 SetpointList = list[dict[str, Any]] | None
 ScheduleList = list[dict[str, Any]] | None
 
-MESSAGE_TYPES = {
-    "value": ValueMessage,
-    "setpoint": SetpointMessage,
-    "schedule": ScheduleMessage,
-    "logs": LogMessage,
-    "heartbeat": HeartbeatMessage,
-    "available_datapoints": AvailableDatapoints,
-}
-
 
 class NonStandardJSON(ValueError):
     """Raised by python_json_fallback when the payload is not even Python's JSON."""
@@ -95,7 +88,7 @@ def python_json_fallback(payload: bytes, message_type: type) -> Any:
         raise NonStandardJSON(str(error)) from None
     if not isinstance(document, dict):
         raise msgspec.ValidationError(f"Expected `object`, got `{type(document).__name__}`")
-    raw_fields = {"value", "setpoint", "schedule"} & set(message_type.__struct_fields__)
+    raw_fields = set(MESSAGE_KINDS) & set(message_type.__struct_fields__)
     rebuilt = {
         key: (msgspec.Raw(json.dumps(item).encode()) if key in raw_fields else item)
         for key, item in document.items()

@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TIMESTAMP
 from sqlalchemy.types import TypeDecorator
 
+from schema.topics import SCHEDULE, SETPOINT, VALUE
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -358,7 +360,18 @@ control_plane_version = Table(
     Column("version", BigInteger, nullable=False),
 )
 
-HISTORY_TABLES = ("datapoint_value", "datapoint_setpoint", "datapoint_schedule")
+# Each message kind's tables: every message, and the latest one per datapoint.
+HISTORY_TABLE = {
+    VALUE: datapoint_value,
+    SETPOINT: datapoint_setpoint,
+    SCHEDULE: datapoint_schedule,
+}
+LAST_TABLE = {
+    VALUE: datapoint_last_value,
+    SETPOINT: datapoint_last_setpoint,
+    SCHEDULE: datapoint_last_schedule,
+}
+HISTORY_TABLES = tuple(table.name for table in HISTORY_TABLE.values())
 
 PERMISSION_MODELS = (
     "connector",

@@ -14,7 +14,6 @@ from sqlalchemy import Connection, text
 # The history tables grow without bound; chunks of a week keep each chunk's index in memory
 # for a site of a few thousand datapoints.
 CHUNK_INTERVAL = "7 days"
-MODES = ("auto", "off")
 # The loader registers its settings only when PostgreSQL preloads it at start. pg_settings
 # shows them to every role, unlike shared_preload_libraries (superusers only); a placeholder
 # from postgresql.conf (timescaledb.telemetry_level = off) is not listed there.

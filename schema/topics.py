@@ -20,11 +20,18 @@ from __future__ import annotations
 
 import re
 
-MESSAGE_KINDS = ("value", "setpoint", "schedule")
+from schema.limits import MAX_ID
+
+# The kinds of a datapoint's messages, each with its history and last-row table (a sensor
+# has only values).
+VALUE, SETPOINT, SCHEDULE = "value", "setpoint", "schedule"
+MESSAGE_KINDS = (VALUE, SETPOINT, SCHEDULE)
+# What a connector's datapoint map is when it has no active datapoint.
+EMPTY_DATAPOINT_MAP = {"sensor": {}, "actuator": {}}
 
 MAX_TOPIC_BYTES = 65_535
 # The longest topic a name heads: a schedule of the largest datapoint id (a 32-bit serial).
-LONGEST_SUFFIX = f"/messages/{2**31 - 1}/schedule"
+LONGEST_SUFFIX = f"/messages/{MAX_ID}/schedule"
 PROTOCOL_NAME_MAX_BYTES = MAX_TOPIC_BYTES - len(LONGEST_SUFFIX)  # 65,506
 # What we allow: far below the protocol's limit, so that a shared subscription's
 # "$share/<group>/" prefix, a connector's own topics and the column (255 characters) always

@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
 
 import anyio.to_thread
 import msgspec
@@ -26,6 +25,7 @@ from starlette.requests import Request
 from readapi.accounts import Principal, permissions_of
 from readapi.login_throttle import LoginThrottle
 from readapi.passwords import verify_password
+from schema.limits import now_ms
 from schema.tables import admin_session, auth_user
 
 log = structlog.get_logger("readapi.admin")
@@ -127,14 +127,14 @@ class AdminAuthentication(AuthenticationBackend):
             return None
         with engine.begin() as connection:
             connection.execute(
-                update(auth_user).where(auth_user.c.id == user.id).values(last_login=_now_ms())
+                update(auth_user).where(auth_user.c.id == user.id).values(last_login=now_ms())
             )
         return user
 
     def _open_session(self, user_id: int, replaced: str | None) -> str:
         """A new server-side session for the user; the one it replaces (if any) ends."""
         session_id = secrets.token_urlsafe(32)
-        now = _now_ms()
+        now = now_ms()
         with self.engine_of().begin() as connection:
             # Ended sessions go whenever someone logs in: the table stays as small as the
             # sessions that may still be used.
@@ -168,7 +168,7 @@ class AdminAuthentication(AuthenticationBackend):
                 .where(
                     auth_user.c.id == user_id,
                     admin_session.c.key_hash == session_hash(session_id),
-                    admin_session.c.expires_ms > _now_ms(),
+                    admin_session.c.expires_ms > now_ms(),
                 )
             ).first()
             if not found:
@@ -237,7 +237,3 @@ class AdminAuthentication(AuthenticationBackend):
 
 def principal_of(request: Request) -> Principal | None:
     return getattr(request.state, "principal", None)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

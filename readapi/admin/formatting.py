@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 from readapi import render
+from schema.limits import now_ms
 from schema.values import answer_value
 
 LOG_LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 MAX_SHOWN_CHARS = 120
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def when(ms: int | None) -> str:

@@ -148,13 +148,6 @@ def control_plane_version(connection: Connection) -> int:
     return connection.execute(select(t.control_plane_version.c.version)).scalar_one()
 
 
-HISTORY_TABLES = {
-    "value": t.datapoint_value,
-    "setpoint": t.datapoint_setpoint,
-    "schedule": t.datapoint_schedule,
-}
-
-
 def history_page(
     connection: Connection,
     datapoint_id: int,
@@ -167,7 +160,7 @@ def history_page(
 
     Keyset pagination: a page deep in years of history costs what the first page costs.
     """
-    table = HISTORY_TABLES[kind]
+    table = t.HISTORY_TABLE[kind]
     c = table.c
     if kind == "value":
         columns: tuple[Any, ...] = (c.time, c.value_num, c.value_raw)

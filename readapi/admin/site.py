@@ -22,10 +22,10 @@ from readapi.admin import formatting, queries
 from readapi.admin.auth import LOGIN_FAILED, AdminAuthentication, throttled_message
 from readapi.admin.csrf import CsrfMiddleware, csrf_token
 from readapi.admin.errors import ErrorPagesMiddleware
-from readapi.admin.formatting import now_ms
 from readapi.admin.permissions import CodenameAuthorization, has
 from readapi.admin.views import views_for
 from readapi.services import Services
+from schema.limits import now_ms
 from schema.settings import Settings
 
 TEMPLATES = Path(__file__).parent / "templates"

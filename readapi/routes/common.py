@@ -9,9 +9,9 @@ import anyio.to_thread
 from litestar import MediaType, Request, Response
 
 from readapi.datapoints_store import DatapointMeta, get_datapoint
-from readapi.db import MAX_ID
 from readapi.errors import not_found
 from readapi.services import Services
+from schema.limits import MAX_ID
 
 T = TypeVar("T")
 

@@ -18,7 +18,6 @@ from litestar.response import Stream
 from readapi import reads, writes
 from readapi.auth import permission_guard
 from readapi.body import parse_json_body
-from readapi.db import MAX_ID, MAX_MS, MIN_MS
 from readapi.errors import ApiError, detail, not_found
 from readapi.filters import parse_bucketing, parse_id_list, parse_time_range
 from readapi.models import (
@@ -35,6 +34,7 @@ from readapi.render import encode
 from readapi.routes.common import datapoint_or_404, in_thread, json_bytes, services_of
 from readapi.services import Services
 from readapi.validation import validate_many, validate_one
+from schema.limits import MAX_ID, MAX_MS, MIN_MS
 from schema.settings import Settings
 from schema.topics import broker_refusal, datapoint_topic
 
@@ -166,7 +166,7 @@ def _upsert(services: Services, kind: str, dp_id: int, data: Any) -> Response:
     return json_bytes(encode(PutMsgSummary(created, updated)))
 
 
-def _check_timestamp(timestamp: int) -> None:
+def _not_found_unless_storable(timestamp: int) -> None:
     """No message can exist outside the range a timestamp column holds; binding such a
     number would be a driver error (an overflow), not a 404."""
     if not MIN_MS <= timestamp <= MAX_MS:
@@ -176,7 +176,7 @@ def _check_timestamp(timestamp: int) -> None:
 def _retrieve(services: Services, kind: str, dp_id: int, timestamp: int, params) -> Response:
     exact = exact_values(services, params)
     datapoint_or_404(services, dp_id)
-    _check_timestamp(timestamp)
+    _not_found_unless_storable(timestamp)
     body = reads.one_message(services.database, kind, dp_id, timestamp, exact)
     if body is None:
         raise not_found()
@@ -185,7 +185,7 @@ def _retrieve(services: Services, kind: str, dp_id: int, timestamp: int, params)
 
 def _delete(services: Services, kind: str, dp_id: int, timestamp: int) -> None:
     datapoint_or_404(services, dp_id)
-    _check_timestamp(timestamp)
+    _not_found_unless_storable(timestamp)
     if not writes.delete_message(services.database, kind, dp_id, timestamp):
         raise not_found()
 

@@ -15,13 +15,14 @@ from wtforms import PasswordField, ValidationError, validators
 
 from readapi.accounts import create_token
 from readapi.admin.auth import principal_of
-from readapi.admin.formatting import now_ms, when
+from readapi.admin.formatting import when
 from readapi.admin.orm import ApiToken, Group, Permission, User
 from readapi.admin.request_context import CURRENT
 from readapi.admin.validators import NoNul, Unique
 from readapi.admin.views.base import BemcomModelView, NulFreeForm
 from readapi.passwords import hash_password, token_hash
 from schema import tables
+from schema.limits import now_ms
 
 
 class Refused(ValueError):

@@ -14,6 +14,7 @@ from starlette.requests import Request
 
 from readapi.admin.validators import NoNul
 from readapi.services import Services
+from schema.limits import INT32, MAX_ID
 from schema.settings import Settings
 
 
@@ -50,7 +51,7 @@ class BemcomModelView(ModelView):
             values = object_identifier_values(identifier, self.model)
         except (ValueError, TypeError):
             raise HTTPException(404) from None
-        if any(isinstance(v, int) and not -(2**31) <= v < 2**31 for v in values):
+        if any(isinstance(v, int) and v not in INT32 for v in values):
             raise HTTPException(404)
         return super()._stmt_by_identifier(identifier)
 
@@ -61,7 +62,7 @@ def path_id(request: Request, name: str = "pk") -> int | None:
     if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 10:
         return None
     value = int(raw)
-    return value if 0 < value < 2**31 else None
+    return value if 0 < value <= MAX_ID else None
 
 
 def notify(request: Request, message: str, category: str = "success") -> None:

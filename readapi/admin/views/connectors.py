@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from wtforms import validators
 
 from readapi.admin import queries
-from readapi.admin.formatting import LOG_LEVELS, age, now_ms, when
+from readapi.admin.formatting import LOG_LEVELS, age, when
 from readapi.admin.orm import Connector
 from readapi.admin.permissions import has, viewable_kinds
 from readapi.admin.validators import MqttName, Unique
@@ -20,6 +20,7 @@ from readapi.admin.views.base import BemcomModelView, notify, path_id
 from readapi.connector_removal import remove_connector
 from readapi.publisher import BrokerUnavailable
 from schema import tables
+from schema.limits import now_ms
 from schema.topics import connector_topics
 
 TOPIC_LABELS = {

@@ -18,8 +18,9 @@ from readapi.admin.permissions import viewable_kinds
 from readapi.admin.plot import line_chart
 from readapi.admin.validators import JsonList, NoNul, NotAbove
 from readapi.admin.views.base import BemcomModelView, path_id
+from schema.limits import MAX_ID
 from schema.tables import DATA_FORMATS
-from schema.topics import datapoint_topic
+from schema.topics import MESSAGE_KINDS, datapoint_topic
 
 HISTORY_PAGE = 25
 
@@ -30,7 +31,7 @@ class ConnectorFilter(ForeignKeyFilter):
 
     async def get_filtered_query(self, query, value, model):
         chosen = isinstance(value, str) and value not in ("", "__all")
-        if chosen and (not value.isdigit() or int(value) >= 2**31):
+        if chosen and (not value.isdigit() or int(value) > MAX_ID):
             return query.where(false())
         return await super().get_filtered_query(query, value, model)
 
@@ -60,7 +61,7 @@ def history_kinds(settings) -> tuple[str, ...]:
     if not settings.activate_history_extension:
         return ()
     if settings.activate_control_extension:
-        return ("value", "setpoint", "schedule")
+        return MESSAGE_KINDS
     return ("value",)
 
 
@@ -177,7 +178,7 @@ class DatapointAdmin(BemcomModelView, model=Datapoint):
             with self.services.database.connect() as connection:
                 last = {
                     k: queries.last_message(connection, datapoint_id, k, exact)
-                    for k in ("value", "setpoint", "schedule")
+                    for k in MESSAGE_KINDS
                     if k in viewable
                 }
                 page = (
@@ -208,7 +209,7 @@ class DatapointAdmin(BemcomModelView, model=Datapoint):
         }
 
     def topics(self, model: Datapoint) -> list[tuple[str, str]]:
-        kinds = ("value",) if model.type == "sensor" else ("value", "setpoint", "schedule")
+        kinds = ("value",) if model.type == "sensor" else MESSAGE_KINDS
         return [(k, datapoint_topic(model.connector.name, model.id, k)) for k in kinds]
 
 
