@@ -25,6 +25,7 @@ from tests.bench.ingest_bench import (
     Database,
     _drop_session,
     _publish,
+    _publisher_errors,
     ingestd_counts,
     start_ingestd,
     wait_subscribed,
@@ -94,6 +95,7 @@ def measure_drain(instances: int, writers: int = 1, cap_cores: float | None = No
         # Let a duplicate or a late message land before counting (and before the stop).
         time.sleep(1.0)
         counts = ingestd_counts([port for _, _, port in daemons])
+        counts["errors"] = counts.get("errors", []) + _publisher_errors(published)
         rows = check_rows(database.engine, database.first_id, DATAPOINTS, MESSAGES)
         throttled = [cap.nr_throttled() for cap in applied]
         return {

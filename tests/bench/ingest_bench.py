@@ -9,6 +9,11 @@ the gap between the two ceilings what ingestd's client and session cost.
 Every run is checked (tests.bench.checks) and `run` returns the reasons a figure cannot be
 trusted under "problems"; `make bench` fails on any.
 
+The QoS 1 figures are measured on two brokers (tests.bench.brokers): the one configured as
+deploy/mosquitto.conf recommends, and one with Mosquitto's default max_inflight_messages of
+20 (keys with "_default_broker"). The QoS 1 publisher sends pre-built packets over a socket
+(tests.bench.raw_publisher), as many unacknowledged as the broker's window allows.
+
 BENCH_MESSAGES (200,000) and BENCH_ROUNDS (2) make a shorter run for a quick check.
 """
 
@@ -23,6 +28,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -36,8 +43,10 @@ from tests.bench.checks import StderrTail, check_rows, problems
 from tests.support.broker import free_port
 
 PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
-# Set by __main__ to a private Mosquitto configured like deploy/mosquitto.conf.
+# Set by __main__ (or this module's main) to private Mosquittos (tests.bench.brokers): the
+# recommended configuration, and Mosquitto's default window for the "_default_broker" runs.
 MQTT_PORT = os.environ.get("BENCH_MQTT_PORT", "1883")
+DEFAULT_BROKER_PORT = os.environ.get("BENCH_DEFAULT_MQTT_PORT", "")
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "200000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 DATAPOINTS = 1000
@@ -149,6 +158,23 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+@contextmanager
+def on_broker(port: str) -> Iterator[None]:
+    """Run the measurements inside against the broker on `port`."""
+    global MQTT_PORT
+    saved, MQTT_PORT = MQTT_PORT, port
+    try:
+        yield
+    finally:
+        MQTT_PORT = saved
+
+
+def _publisher_errors(published: dict) -> list[str]:
+    if published.get("refused"):
+        return [f"the broker refused {published['refused']} QoS 1 publishes (PUBACK >= 0x80)"]
+    return []
+
+
 def _publish(prefix: str, first_id: int, qos: int) -> subprocess.Popen:
     return _python(
         "-m",
@@ -227,6 +253,7 @@ def measure_ingest(backend: str, qos: int, writers: int = 2, instances: int = 1)
         # Let a duplicate or a late message land before counting (and before the stop).
         time.sleep(1.0)
         counts = ingestd_counts([port for _, _, port, _ in daemons])
+        counts["errors"] = counts.get("errors", []) + _publisher_errors(published)
         rows = check_rows(database.engine, database.first_id, DATAPOINTS, MESSAGES)
         rss = max(_peak_rss_mb(process.pid) for process, *_ in daemons)
         elapsed = (finished_at or time.time()) - published["started_at"]
@@ -241,6 +268,7 @@ def measure_ingest(backend: str, qos: int, writers: int = 2, instances: int = 1)
             **rows,
             "peak_rss_mb": round(rss, 1),
             "publisher_msgs_per_s": round(published["msgs_per_s"], 1),
+            "publisher_window": published.get("window"),
         }
     finally:
         for process, *_ in daemons:
@@ -297,9 +325,12 @@ def measure_ceiling(qos: int, counter_module: str = "tests.bench.ceiling") -> di
         "finished": received["received"] >= MESSAGES,
         "unfinished": f"{received['received']} of {MESSAGES} received within its deadline",
         "publisher_msgs_per_s": round(published["msgs_per_s"], 1),
-        "errors": []
-        if received.get("fast_client", True)
-        else ["ingestd's client fell back to stock paho (see its warning)"],
+        "errors": _publisher_errors(published)
+        + (
+            []
+            if received.get("fast_client", True)
+            else ["ingestd's client fell back to stock paho (see its warning)"]
+        ),
     }
 
 
@@ -318,7 +349,14 @@ KINDS = {
     "pg1": "ingestd PostgreSQL, QoS 1",
     "sq0": "ingestd SQLite, QoS 0",
     "pg0x2": "two ingestd instances PostgreSQL, QoS 0",
+    "c1d": "bare paho subscriber, QoS 1, default broker",
+    "i1d": "ingestd's client with a no-op commit, QoS 1, default broker",
+    "pg1d": "ingestd PostgreSQL, QoS 1, default broker",
 }
+
+
+def _ratio(a: dict, b: dict) -> float:
+    return round(a["msgs_per_s"] / b["msgs_per_s"], 3)
 
 
 def run(rounds: int = ROUNDS) -> dict:
@@ -332,13 +370,19 @@ def run(rounds: int = ROUNDS) -> dict:
         runs["pg1"].append(measure_ingest("postgres", 1))
         runs["sq0"].append(measure_ingest("sqlite", 0))
         runs["pg0x2"].append(measure_ingest("postgres", 0, writers=1, instances=2))
+        with on_broker(DEFAULT_BROKER_PORT):
+            runs["c1d"].append(measure_ceiling(1))
+            runs["i1d"].append(measure_ceiling(1, "tests.bench.client_ceiling"))
+            runs["pg1d"].append(measure_ingest("postgres", 1))
     found = [
         problem
         for kind, kind_runs in runs.items()
         for number, one in enumerate(kind_runs, 1)
         for problem in problems(f"{KINDS[kind]} (round {number})", one)
     ]
-    ceiling_0, pg_0, ceiling_1, client_1, pg_1, sqlite_0, pg_0_two = (_best(runs[k]) for k in runs)
+    ceiling_0, pg_0, ceiling_1, client_1, pg_1, sqlite_0, pg_0_two, ceiling_1d, client_1d, pg_1d = (
+        _best(runs[k]) for k in runs
+    )
     return {
         "messages": MESSAGES,
         "datapoints": DATAPOINTS,
@@ -354,10 +398,21 @@ def run(rounds: int = ROUNDS) -> dict:
         "client_ceiling_qos1_vs_ceiling": round(
             client_1["msgs_per_s"] / ceiling_1["msgs_per_s"], 3
         ),
+        "ingest_pg_qos1_vs_qos0": _ratio(pg_1, pg_0),
+        "qos1_targets_met": _ratio(pg_1, ceiling_1) >= 1.0 and _ratio(pg_1, pg_0) >= 0.8,
+        "ingest_pg_qos1_default_broker_msgs_per_s": pg_1d["msgs_per_s"],
+        "paho_ceiling_qos1_default_broker_msgs_per_s": ceiling_1d["msgs_per_s"],
+        "ingestd_client_ceiling_qos1_default_broker_msgs_per_s": client_1d["msgs_per_s"],
+        "ingest_pg_qos1_default_broker_vs_ceiling": _ratio(pg_1d, ceiling_1d),
+        "ingest_pg_qos1_default_broker_vs_qos0": _ratio(pg_1d, pg_0),
+        "publisher_qos1_msgs_per_s": pg_1["publisher_msgs_per_s"],
+        "publisher_qos1_default_broker_msgs_per_s": pg_1d["publisher_msgs_per_s"],
+        "publisher_qos1_window": pg_1["publisher_window"],
+        "publisher_qos1_default_broker_window": pg_1d["publisher_window"],
         "ceiling_qos0_received": ceiling_0["received"],
         "ceiling_qos1_received": ceiling_1["received"],
         "ingest_pg_qos0_two_instances_msgs_per_s": pg_0_two["msgs_per_s"],
-        "lost": pg_0["lost"] + pg_1["lost"] + sqlite_0["lost"] + pg_0_two["lost"],
+        "lost": pg_0["lost"] + pg_1["lost"] + sqlite_0["lost"] + pg_0_two["lost"] + pg_1d["lost"],
         "ingestd_peak_rss_mb": max(
             pg_0["peak_rss_mb"], pg_1["peak_rss_mb"], sqlite_0["peak_rss_mb"]
         ),
@@ -367,6 +422,10 @@ def run(rounds: int = ROUNDS) -> dict:
 
 
 if __name__ == "__main__":
-    results = run()
+    from tests.bench.brokers import bench_brokers
+
+    with bench_brokers() as ports:
+        MQTT_PORT, DEFAULT_BROKER_PORT = str(ports["recommended"]), str(ports["default"])
+        results = run()
     print(json.dumps(results))
     sys.exit(1 if results["problems"] else 0)

@@ -89,10 +89,15 @@ class SecuredBroker:
 
 class MosquittoProcess:
     """The real Mosquitto binary with persistence in `directory`, on a port of its own;
-    with `secured`, a TLS listener that wants a user and password instead of a plain one."""
+    with `secured`, a TLS listener that wants a user and password instead of a plain one;
+    `extra` lines are appended to the configuration (e.g. "max_inflight_messages 1000\n")."""
 
     def __init__(
-        self, directory: Path, port: int | None = None, secured: SecuredBroker | None = None
+        self,
+        directory: Path,
+        port: int | None = None,
+        secured: SecuredBroker | None = None,
+        extra: str = "",
     ) -> None:
         self.directory = directory
         self.port = port or free_port()
@@ -111,7 +116,7 @@ class MosquittoProcess:
             f"log_dest file {directory}/mosquitto.log\n"
             # Started as root, Mosquitto would switch to its own user, which cannot write the
             # persistence file into the test's directory.
-             + ("user root\n" if os.geteuid() == 0 else "")
+             + ("user root\n" if os.geteuid() == 0 else "") + extra
         )
 
     def start(self) -> None:
