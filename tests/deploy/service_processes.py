@@ -108,18 +108,13 @@ def fresh_postgres_env() -> Iterator[dict[str, str]]:
     migrate themselves. Not a copy of the suite's template: with TimescaleDB preloaded, its
     background scheduler may hold a connection to the template, and CREATE DATABASE ...
     TEMPLATE then fails at random ("is being accessed by other users")."""
-    from tests.conftest import PG_HOST, PG_PORT, PG_USER, admin_connect, base_env
+    from tests.conftest import admin_connect, pg_database_env
 
     name = f"bemcom_deploy_{secrets.token_hex(6)}"
     with admin_connect() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield base_env(
-            DJANGOAPIDB_HOST=PG_HOST,
-            DJANGOAPIDB_PORT=str(PG_PORT),
-            DJANGOAPIDB_USER=PG_USER,
-            DJANGOAPIDB_DBNAME=name,
-        )
+        yield pg_database_env(name)
     finally:
         with admin_connect() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

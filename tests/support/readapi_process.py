@@ -24,7 +24,7 @@ import httpx
 from schema.database import create_sqlalchemy_engine
 from schema.migrate import migrate
 from schema.settings import load_settings
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, admin_connect, base_env, copy_template
+from tests.conftest import admin_connect, base_env, copy_template, pg_database_env
 from tests.support.broker import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,12 +46,7 @@ def database_env(kind: str, pg_template: str, directory: Path) -> Iterator[dict[
     with admin_connect() as conn:
         copy_template(conn, name, pg_template)
     try:
-        yield base_env(
-            DJANGOAPIDB_HOST=PG_HOST,
-            DJANGOAPIDB_PORT=str(PG_PORT),
-            DJANGOAPIDB_USER=PG_USER,
-            DJANGOAPIDB_DBNAME=name,
-        )
+        yield pg_database_env(name)
     finally:
         with admin_connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
