@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 from sqlalchemy import Connection, insert, select, union, update
 
@@ -132,9 +134,8 @@ def create_user(
     return user_id
 
 
-def grant_permissions(connection: Connection, user_id: int, codenames: tuple[str, ...]) -> None:
-    if not codenames:
-        return
+def permission_ids(connection: Connection, codenames: Sequence[str]) -> dict[str, int]:
+    """Each codename's permission id; UnknownPermission naming those that do not exist."""
     rows = dict(
         connection.execute(
             select(auth_permission.c.codename, auth_permission.c.id).where(
@@ -145,6 +146,13 @@ def grant_permissions(connection: Connection, user_id: int, codenames: tuple[str
     unknown = sorted(set(codenames) - set(rows))
     if unknown:
         raise UnknownPermission(f"unknown permission(s): {', '.join(unknown)}")
+    return rows
+
+
+def grant_permissions(connection: Connection, user_id: int, codenames: tuple[str, ...]) -> None:
+    if not codenames:
+        return
+    rows = permission_ids(connection, codenames)
     have = set(
         connection.execute(
             select(auth_user_permissions.c.permission_id).where(

@@ -10,13 +10,14 @@ from readapi.accounts import (
     UnknownPermission,
     create_user,
     grant_permissions,
+    permission_ids,
     permissions_of,
     user_by_name,
 )
 from readapi.cli.common import CommandError, existing_user, read_password, transaction
 from readapi.passwords import hash_password
 from schema.settings import Settings
-from schema.tables import auth_permission, auth_user, auth_user_permissions
+from schema.tables import auth_user, auth_user_permissions
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -83,16 +84,10 @@ def run(settings: Settings, args: argparse.Namespace) -> str:
 
 
 def _revoke(connection: Connection, user_id: int, username: str, codenames: list[str]) -> str:
-    ids = dict(
-        connection.execute(
-            select(auth_permission.c.codename, auth_permission.c.id).where(
-                auth_permission.c.codename.in_(codenames)
-            )
-        ).all()
-    )
-    unknown = sorted(set(codenames) - set(ids))
-    if unknown:
-        raise CommandError(f"unknown permission(s): {', '.join(unknown)}")
+    try:
+        ids = permission_ids(connection, codenames)
+    except UnknownPermission as error:
+        raise CommandError(str(error)) from None
     connection.execute(
         delete(auth_user_permissions).where(
             auth_user_permissions.c.user_id == user_id,
